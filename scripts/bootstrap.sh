@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup on a fresh machine: system packages, venv, Python packages, default dataset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+if ((${#need_apt[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "bootstrap: installing ${need_apt[*]} via apt"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian starts packaged daemons; recserve runs its own instances on its own ports.
+  for svc in redis-server prometheus; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e ".[dev]"
+  touch "$stamp"
+fi
+
+"$VENV/bin/python" -m recserve.training.datasets fetch-movielens --dest data

@@ -1,0 +1,1 @@
+"""recserve: real-time item recommendations (item2vec + ScaNN + LR) over gRPC."""

@@ -1,0 +1,1 @@
+"""Shared service runtime: config, logging, metrics, server bootstrap, health, shutdown."""

@@ -1,0 +1,41 @@
+"""Prometheus metrics, in base units, shared by all services (names in docs/contracts.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# Buckets resolve the 1-50 ms range where this stack lives and still show the 200 ms budget.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
+)  # fmt: skip
+
+RPC_DURATION = Histogram(
+    "recserve_rpc_duration_seconds",
+    "Server-side RPC latency.",
+    ["service", "method", "code"],
+    buckets=LATENCY_BUCKETS,
+)
+RPC_TOTAL = Counter("recserve_rpc", "RPCs handled, by status code.", ["service", "method", "code"])
+RPC_IN_FLIGHT = Gauge("recserve_rpc_in_flight", "RPCs being handled.", ["service", "method"])
+STAGE_DURATION = Histogram(
+    "recserve_stage_duration_seconds",
+    "Gateway time per fan-out stage.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "recserve_batch_size",
+    "Queries per batched backend call sent by the gateway.",
+    ["stage"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+DEGRADED = Counter("recserve_degraded", "Responses served by a fallback.", ["reason"])
+MODEL_INFO = Gauge("recserve_model_info", "Loaded model version (1 = active).", ["service", "version"])
+MODEL_RELOADS = Counter("recserve_model_reloads", "Model loads.", ["service", "outcome"])
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
+    """Serves /metrics; returns the bound port (port 0 picks a free one)."""
+    server, _ = start_http_server(port, addr=host)
+    return int(server.server_address[1])
