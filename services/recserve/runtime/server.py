@@ -262,8 +262,3 @@ async def serve(
             await on_stop()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    """Runs a service's async main on uvloop (measured faster than asyncio's loop for grpc.aio)."""
-    import uvloop
-
-    uvloop.run(main())

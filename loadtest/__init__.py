@@ -1,0 +1,1 @@
+"""recserve load testing: locust scenario, open-loop benchmark, ANN comparison, HPA simulator."""

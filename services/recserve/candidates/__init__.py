@@ -1,0 +1,1 @@
+"""Candidate generation: approximate nearest neighbours over item vectors (ScaNN)."""

@@ -1,0 +1,3 @@
+from recserve.candidates.app import main
+
+main()

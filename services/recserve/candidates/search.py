@@ -1,0 +1,82 @@
+"""Domain logic of candidate generation (no gRPC)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recserve.model import Bundle
+from recserve.runtime.errors import InvalidArgument
+from recserve.vectors import decode_vector
+
+
+@dataclass(frozen=True)
+class CandidateQuery:
+    query_vector: bytes
+    item_id: str
+    exclude_item_ids: Sequence[str]
+    num_candidates: int
+
+
+@dataclass
+class Candidates:
+    item_indices: list[int] = field(default_factory=list)
+    ann_scores: list[float] = field(default_factory=list)
+    unknown_item_ids: list[str] = field(default_factory=list)
+
+
+def search(bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates: int) -> list[Candidates]:
+    """Top candidates per query, excluding the given items, in one batched ANN call."""
+    if not queries:
+        return []
+    dim = bundle.input_vectors.shape[1]
+    n_items = len(bundle.item_ids)
+    results = [Candidates() for _ in queries]
+    rows: list[np.ndarray] = []
+    row_of_query: list[int | None] = []
+    excluded: list[set[int]] = []
+    for position, query in enumerate(queries):
+        if not 1 <= query.num_candidates <= max_candidates:
+            raise InvalidArgument(
+                f"queries[{position}].num_candidates={query.num_candidates} must be in [1, {max_candidates}]"
+            )
+        skip: set[int] = set()
+        for item_id in query.exclude_item_ids:
+            index = bundle.item_index.get(item_id)
+            if index is None:
+                results[position].unknown_item_ids.append(item_id)
+            else:
+                skip.add(index)
+        if query.query_vector:
+            rows.append(decode_vector(query.query_vector, dim, f"queries[{position}].query_vector_f32"))
+            row_of_query.append(len(rows) - 1)
+        elif query.item_id:
+            index = bundle.item_index.get(query.item_id)
+            if index is None:
+                results[position].unknown_item_ids.append(query.item_id)
+                row_of_query.append(None)
+            else:
+                skip.add(index)
+                rows.append(bundle.input_vectors[index])
+                row_of_query.append(len(rows) - 1)
+        else:
+            raise InvalidArgument(f"queries[{position}] needs query_vector_f32 or item_id")
+        excluded.append(skip)
+
+    if rows:
+        fetch = min(n_items, max(q.num_candidates + len(s) for q, s in zip(queries, excluded, strict=True)))
+        indices, scores = bundle.index.search_batched(np.stack(rows).astype(np.float32), fetch)
+        for position, row in enumerate(row_of_query):
+            if row is None:
+                continue
+            result, skip, wanted = results[position], excluded[position], queries[position].num_candidates
+            for index, score in zip(indices[row].tolist(), scores[row].tolist(), strict=True):
+                if index < 0 or index in skip:
+                    continue
+                result.item_indices.append(index)
+                result.ann_scores.append(score)
+                if len(result.item_indices) == wanted:
+                    break
+    return results

@@ -1,0 +1,1 @@
+"""Embedding store: item vectors and user state in Redis, per model version."""

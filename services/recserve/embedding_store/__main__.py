@@ -1,0 +1,3 @@
+from recserve.embedding_store.app import main
+
+main()

@@ -1,0 +1,108 @@
+"""EmbeddingStoreService: protobuf ⇄ domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+
+from recserve.embedding_store.store import EmbeddingStore, UserStateQuery
+from recserve.runtime.errors import InvalidArgument, ResourceExhausted
+from recserve.runtime.server import Method, RpcContext, Service
+from recserve.v1 import embedding_store_pb2 as pb
+from recserve.vectors import encode_vector
+
+SERVICE = pb.DESCRIPTOR.services_by_name["EmbeddingStoreService"]
+
+
+class EmbeddingStoreServicer:
+    def __init__(self, store: EmbeddingStore, *, max_batch_items: int):
+        self._store = store
+        self._max_batch_items = max_batch_items
+
+    def _limit(self, items: Sized, what: str) -> None:
+        if len(items) > self._max_batch_items:
+            raise ResourceExhausted(
+                f"{len(items)} {what} in one request; the limit is {self._max_batch_items}"
+            )
+
+    async def get_item_vectors(
+        self, request: pb.GetItemVectorsRequest, _: RpcContext
+    ) -> pb.GetItemVectorsResponse:
+        self._limit(request.item_ids, "item_ids")
+        if any(not i for i in request.item_ids):
+            raise InvalidArgument("item_ids must not contain empty ids")
+        meta = await self._store.meta(request.model_version)
+        found, missing = await self._store.get_vectors(meta, list(request.item_ids))
+        return pb.GetItemVectorsResponse(
+            model_version=meta.version,
+            vectors=[pb.ItemVector(item_id=i, vector_f32=encode_vector(v)) for i, v in found.items()],
+            missing_item_ids=missing,
+        )
+
+    async def upsert_item_vectors(
+        self, request: pb.UpsertItemVectorsRequest, _: RpcContext
+    ) -> pb.UpsertItemVectorsResponse:
+        self._limit(request.vectors, "vectors")
+        meta = await self._store.meta(request.model_version)
+        count = await self._store.upsert_vectors(
+            meta, [(v.item_id, v.vector_f32) for v in request.vectors]
+        )
+        return pb.UpsertItemVectorsResponse(upserted=count)
+
+    async def delete_item_vectors(
+        self, request: pb.DeleteItemVectorsRequest, _: RpcContext
+    ) -> pb.DeleteItemVectorsResponse:
+        self._limit(request.item_ids, "item_ids")
+        meta = await self._store.meta(request.model_version)
+        return pb.DeleteItemVectorsResponse(
+            deleted=await self._store.delete_vectors(meta, list(request.item_ids))
+        )
+
+    async def get_user_states(
+        self, request: pb.GetUserStatesRequest, _: RpcContext
+    ) -> pb.GetUserStatesResponse:
+        self._limit(request.queries, "queries")
+        self._limit([i for q in request.queries for i in q.recent_item_ids], "recent_item_ids")
+        for query in request.queries:
+            if not query.user_id and not query.recent_item_ids:
+                raise InvalidArgument("each query needs a user_id or recent_item_ids")
+            if any(not i for i in query.recent_item_ids):
+                raise InvalidArgument("recent_item_ids must not contain empty ids")
+        meta = await self._store.meta(request.model_version)
+        states = await self._store.user_states(
+            meta, [UserStateQuery(q.user_id, list(q.recent_item_ids)) for q in request.queries]
+        )
+        return pb.GetUserStatesResponse(
+            model_version=meta.version,
+            states=[
+                pb.UserState(
+                    history_item_ids=s.history,
+                    features=s.features,
+                    query_vector_f32=b"" if s.query_vector is None else encode_vector(s.query_vector),
+                    unknown_item_ids=s.unknown_item_ids,
+                )
+                for s in states
+            ],
+        )
+
+    async def append_user_events(
+        self, request: pb.AppendUserEventsRequest, _: RpcContext
+    ) -> pb.AppendUserEventsResponse:
+        self._limit(request.item_ids, "item_ids")
+        meta = await self._store.meta("")
+        accepted, unknown = await self._store.append_events(
+            meta, request.user_id, list(request.item_ids), list(request.timestamps_ms)
+        )
+        return pb.AppendUserEventsResponse(accepted=accepted, unknown_item_ids=unknown)
+
+    def service(self) -> Service:
+        return Service(
+            SERVICE,
+            [
+                Method("GetItemVectors", pb.GetItemVectorsRequest, self.get_item_vectors),
+                Method("UpsertItemVectors", pb.UpsertItemVectorsRequest, self.upsert_item_vectors),
+                Method("DeleteItemVectors", pb.DeleteItemVectorsRequest, self.delete_item_vectors),
+                Method("GetUserStates", pb.GetUserStatesRequest, self.get_user_states),
+                Method("AppendUserEvents", pb.AppendUserEventsRequest, self.append_user_events),
+            ],
+            component="embedding_store",
+        )

@@ -1,0 +1,1 @@
+"""Gateway: the public RecommenderService; fans one request through the three backends."""

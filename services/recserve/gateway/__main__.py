@@ -1,0 +1,3 @@
+from recserve.gateway.app import main
+
+main()

@@ -1,0 +1,74 @@
+"""Wiring: config → channels → batched backends → pipeline → servicer → server."""
+
+from __future__ import annotations
+
+import grpc
+
+from recserve.gateway.backends import GrpcBackends, channel_options
+from recserve.gateway.config import GatewayConfig
+from recserve.gateway.models import ModelTracker
+from recserve.gateway.pipeline import Limits, Pipeline
+from recserve.gateway.servicer import RecommenderServicer
+from recserve.model import RedisLayout
+from recserve.runtime import redis_client
+from recserve.runtime.bootstrap import run_service
+from recserve.runtime.server import ServiceRunner, serve
+
+
+def _channel(target: str, config: GatewayConfig) -> grpc.aio.Channel:
+    options = channel_options(config.server.max_message_bytes)
+    if config.backend_tls_ca_file:
+        with open(config.backend_tls_ca_file, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)
+
+
+async def _main(config: GatewayConfig) -> None:
+    channels = [
+        _channel(config.embedding_store_addr, config),
+        _channel(config.candidates_addr, config),
+        _channel(config.ranking_addr, config),
+    ]
+    backends = GrpcBackends(
+        *channels,
+        max_batch=config.max_batch,
+        max_in_flight=config.max_in_flight_batches,
+        max_queued=config.max_queued,
+    )
+    client = redis_client.connect(config.redis)
+    models = ModelTracker(
+        client, RedisLayout(), backends.probe, poll_interval_s=config.model_poll_interval_s
+    )
+    pipeline = Pipeline(
+        backends,
+        models,
+        Limits(
+            max_k=config.max_k,
+            max_recent_items=config.max_recent_items,
+            max_exclude=config.max_exclude,
+            max_events=config.max_events,
+            num_candidates=config.num_candidates,
+            reserve_s=min(0.01, config.request_budget_ms / 1000 / 10),
+        ),
+    )
+    servicer = RecommenderServicer(
+        pipeline, budget_s=config.request_budget_ms / 1000, auth_token=config.auth_token
+    )
+
+    async def on_start(runner: ServiceRunner) -> None:
+        async def ready() -> None:
+            await runner.set_ready(True)
+
+        await models.run(ready)
+
+    async def on_stop() -> None:
+        for channel in channels:
+            await channel.close()
+        await client.aclose()
+
+    await serve(config.server, [servicer.service()], on_start=on_start, on_stop=on_stop)
+
+
+def main() -> None:
+    run_service("gateway", GatewayConfig.from_env, _main)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recserve.runtime.config import Env, RedisConfig, ServerConfig
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    server: ServerConfig
+    redis: RedisConfig
+    embedding_store_addr: str
+    candidates_addr: str
+    ranking_addr: str
+    request_budget_ms: int
+    max_k: int
+    max_recent_items: int
+    max_exclude: int
+    max_events: int
+    num_candidates: int
+    max_batch: int
+    max_in_flight_batches: int
+    max_queued: int
+    auth_token: str | None
+    backend_tls_ca_file: str | None
+    model_poll_interval_s: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> GatewayConfig:
+        return cls(
+            server=ServerConfig.from_env(env),
+            redis=RedisConfig.from_env(env),
+            embedding_store_addr=env.str("EMBEDDING_STORE_ADDR", "127.0.0.1:50052"),
+            candidates_addr=env.str("CANDIDATES_ADDR", "127.0.0.1:50053"),
+            ranking_addr=env.str("RANKING_ADDR", "127.0.0.1:50054"),
+            request_budget_ms=env.int("REQUEST_BUDGET_MS", 200, min_value=10, max_value=60_000),
+            max_k=env.int("MAX_K", 100, min_value=1, max_value=500),
+            max_recent_items=env.int("MAX_RECENT_ITEMS", 200, min_value=0, max_value=10_000),
+            max_exclude=env.int("MAX_EXCLUDE", 500, min_value=0, max_value=1000),
+            max_events=env.int("MAX_EVENTS", 500, min_value=1, max_value=10_000),
+            num_candidates=env.int("NUM_CANDIDATES", 100, min_value=1, max_value=500),
+            max_batch=env.int("MAX_BATCH", 64, min_value=1, max_value=256),
+            max_in_flight_batches=env.int("MAX_IN_FLIGHT_BATCHES", 2, min_value=1, max_value=64),
+            max_queued=env.int("MAX_QUEUED", 512, min_value=1, max_value=100_000),
+            auth_token=env.optional_str("AUTH_TOKEN"),
+            backend_tls_ca_file=env.optional_str("BACKEND_TLS_CA_FILE"),
+            model_poll_interval_s=env.float("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
+        )

@@ -1,0 +1,107 @@
+"""Gateway domain types and the backend interface (no gRPC)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Degraded(enum.Enum):
+    COLD_START = "cold_start"
+    RANKING_UNAVAILABLE = "ranking_unavailable"
+    CANDIDATES_UNAVAILABLE = "candidates_unavailable"
+    EMBEDDING_STORE_UNAVAILABLE = "embedding_store_unavailable"
+
+
+class StageUnavailable(Exception):
+    """A backend failed, timed out or shed the call; the gateway falls back."""
+
+
+class VersionNotLoaded(Exception):
+    """A backend does not have the pinned model version (yet, or any more)."""
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    feature: str
+    any_of: frozenset[str]
+    exclude: bool
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    user_id: str
+    recent_item_ids: Sequence[str]
+    context: Mapping[str, str]
+    k: int
+    exclude_item_ids: Sequence[str]
+    filters: Sequence[ItemFilter]
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: str
+    score: float
+    ann_score: float = 0.0
+    ranker_score: float = 0.0
+
+
+@dataclass
+class Recommendation:
+    items: list[ScoredItem]
+    model_version: str
+    degraded: Degraded | None = None
+    degraded_detail: str = ""
+    unknown_item_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserState:
+    history: Sequence[str]
+    features: Mapping[str, str]
+    query_vector: bytes
+    unknown_item_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class CandidateRequest:
+    query_vector: bytes
+    item_id: str
+    exclude_item_ids: Sequence[str]
+    num_candidates: int
+
+
+@dataclass(frozen=True)
+class CandidateList:
+    item_ids: Sequence[str]
+    item_indices: Sequence[int]
+    ann_scores: Sequence[float]
+    unknown_item_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    features: Mapping[str, str]
+    item_indices: Sequence[int]
+    ann_scores: Sequence[float]
+    filters: Sequence[ItemFilter]
+    k: int
+
+
+class Backends(Protocol):
+    """The three stages; deadlines are absolute event-loop times. Failures raise
+    StageUnavailable or VersionNotLoaded."""
+
+    async def user_state(
+        self, version: str, user_id: str, recent_item_ids: Sequence[str], deadline: float
+    ) -> UserState: ...
+
+    async def candidates(self, version: str, request: CandidateRequest, deadline: float) -> CandidateList: ...
+
+    async def rank(self, version: str, request: RankRequest, deadline: float) -> list[ScoredItem]: ...
+
+    async def append_events(
+        self, user_id: str, item_ids: Sequence[str], timestamps_ms: Sequence[int], deadline: float
+    ) -> tuple[int, list[str]]: ...

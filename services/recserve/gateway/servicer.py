@@ -1,0 +1,103 @@
+"""RecommenderService: protobuf ⇄ domain."""
+
+from __future__ import annotations
+
+import asyncio
+
+from recserve.gateway.domain import Degraded, ItemFilter, Recommendation, RecommendQuery
+from recserve.gateway.pipeline import Pipeline
+from recserve.runtime.metrics import STAGE_DURATION
+from recserve.runtime.server import Method, RpcContext, Service
+from recserve.v1 import recommender_pb2 as pb
+from recserve.v1 import types_pb2
+
+_REASONS = {
+    None: types_pb2.DEGRADED_REASON_UNSPECIFIED,
+    Degraded.COLD_START: types_pb2.DEGRADED_REASON_COLD_START,
+    Degraded.RANKING_UNAVAILABLE: types_pb2.DEGRADED_REASON_RANKING_UNAVAILABLE,
+    Degraded.CANDIDATES_UNAVAILABLE: types_pb2.DEGRADED_REASON_CANDIDATES_UNAVAILABLE,
+    Degraded.EMBEDDING_STORE_UNAVAILABLE: types_pb2.DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE,
+}
+_STAGE_TOTAL = STAGE_DURATION.labels("total")
+
+
+def _items(result: Recommendation, stage_scores: bool) -> list[types_pb2.ScoredItem]:
+    if stage_scores:
+        return [
+            types_pb2.ScoredItem(
+                item_id=i.item_id, score=i.score, ann_score=i.ann_score, ranker_score=i.ranker_score
+            )
+            for i in result.items
+        ]
+    return [types_pb2.ScoredItem(item_id=i.item_id, score=i.score) for i in result.items]
+
+
+class RecommenderServicer:
+    def __init__(self, pipeline: Pipeline, *, budget_s: float, auth_token: str | None):
+        self._pipeline = pipeline
+        self._budget_s = budget_s
+        self._auth_token = auth_token
+
+    def _deadline(self, context: RpcContext) -> float:
+        budget = self._budget_s
+        if context.time_remaining is not None:
+            budget = min(budget, context.time_remaining)
+        return asyncio.get_running_loop().time() + budget
+
+    async def recommend(self, request: pb.RecommendRequest, context: RpcContext) -> pb.RecommendResponse:
+        deadline = self._deadline(context)
+        query = RecommendQuery(
+            user_id=request.user_id,
+            recent_item_ids=request.recent_item_ids,
+            context=request.context,
+            k=request.k,
+            exclude_item_ids=request.exclude_item_ids,
+            filters=[ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in request.filters],
+        )
+        with _STAGE_TOTAL.time():
+            result = await self._pipeline.recommend(query, deadline)
+        return pb.RecommendResponse(
+            items=_items(result, request.include_stage_scores),
+            model_version=result.model_version,
+            degraded=result.degraded is not None,
+            degraded_reason=_REASONS[result.degraded],
+            degraded_detail=result.degraded_detail,
+            unknown_item_ids=result.unknown_item_ids,
+        )
+
+    async def record_events(
+        self, request: pb.RecordEventsRequest, context: RpcContext
+    ) -> pb.RecordEventsResponse:
+        accepted, unknown = await self._pipeline.record_events(
+            request.user_id,
+            [e.item_id for e in request.events],
+            [e.timestamp_ms for e in request.events],
+            self._deadline(context),
+        )
+        return pb.RecordEventsResponse(accepted=accepted, unknown_item_ids=unknown)
+
+    async def get_similar_items(
+        self, request: pb.GetSimilarItemsRequest, context: RpcContext
+    ) -> pb.GetSimilarItemsResponse:
+        result = await self._pipeline.similar_items(
+            request.item_id, request.k, request.exclude_item_ids, self._deadline(context)
+        )
+        return pb.GetSimilarItemsResponse(
+            items=_items(result, True),
+            model_version=result.model_version,
+            degraded=result.degraded is not None,
+            degraded_reason=_REASONS[result.degraded],
+            degraded_detail=result.degraded_detail,
+        )
+
+    def service(self) -> Service:
+        return Service(
+            pb.DESCRIPTOR.services_by_name["RecommenderService"],
+            [
+                Method("Recommend", pb.RecommendRequest, self.recommend),
+                Method("RecordEvents", pb.RecordEventsRequest, self.record_events),
+                Method("GetSimilarItems", pb.GetSimilarItemsRequest, self.get_similar_items),
+            ],
+            component="gateway",
+            auth_token=self._auth_token,
+        )

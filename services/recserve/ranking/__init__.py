@@ -1,0 +1,1 @@
+"""Ranking: logistic regression over user/context x item cross features."""

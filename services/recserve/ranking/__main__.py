@@ -1,0 +1,3 @@
+from recserve.ranking.app import main
+
+main()

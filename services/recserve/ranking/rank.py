@@ -1,0 +1,76 @@
+"""Domain logic of ranking (no gRPC)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recserve.model import Bundle
+from recserve.runtime.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    feature: str
+    any_of: frozenset[str]
+    exclude: bool
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    features: Mapping[str, str]
+    item_indices: Sequence[int]
+    ann_scores: Sequence[float]
+    filters: Sequence[ItemFilter]
+    k: int
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    index: int
+    score: float
+    ann_score: float
+
+
+def passes(bundle: Bundle, index: int, filters: Sequence[ItemFilter]) -> bool:
+    for item_filter in filters:
+        values = bundle.item_feature_values(index, item_filter.feature)
+        if values.isdisjoint(item_filter.any_of) != item_filter.exclude:
+            return False
+    return True
+
+
+def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[list[RankedItem]]:
+    """Scores each query's candidates; best first, ties broken by item index (as offline)."""
+    n_items = len(bundle.item_ids)
+    results = []
+    for position, query in enumerate(queries):
+        if not 1 <= query.k <= max_k:
+            raise InvalidArgument(f"queries[{position}].k={query.k} must be in [1, {max_k}]")
+        if len(query.item_indices) != len(query.ann_scores):
+            raise InvalidArgument(
+                f"queries[{position}] has {len(query.item_indices)} item_indices "
+                f"but {len(query.ann_scores)} ann_scores"
+            )
+        indices = np.asarray(query.item_indices, dtype=np.int64)
+        if indices.size and (indices.max() >= n_items):
+            raise InvalidArgument(
+                f"queries[{position}] has an item index >= {n_items} (catalog size of this version)"
+            )
+        ann = np.asarray(query.ann_scores, dtype=np.float32)
+        if not np.isfinite(ann).all():
+            raise InvalidArgument(f"queries[{position}].ann_scores contains NaN or infinite values")
+        if query.filters:
+            keep = np.array([passes(bundle, int(i), query.filters) for i in indices], dtype=bool)
+            indices, ann = indices[keep], ann[keep] if keep.size else ann
+        if indices.size == 0:
+            results.append([])
+            continue
+        scores = bundle.ranker.score(query.features, indices, ann)
+        order = np.lexsort((indices, -scores))[: query.k]
+        results.append(
+            [RankedItem(int(indices[o]), float(scores[o]), float(ann[o])) for o in order]
+        )
+    return results

@@ -1,0 +1,77 @@
+"""RankingService: protobuf ⇄ domain."""
+
+from __future__ import annotations
+
+from recserve.model import Bundle
+from recserve.ranking.rank import ItemFilter, RankQuery, rank
+from recserve.runtime.errors import ResourceExhausted
+from recserve.runtime.model_watch import ModelRegistry
+from recserve.runtime.server import Method, RpcContext, Service
+from recserve.v1 import ranking_pb2 as pb
+from recserve.v1 import types_pb2
+
+
+class RankingServicer:
+    def __init__(
+        self, models: ModelRegistry[Bundle], *, max_candidates: int, max_queries: int, max_k: int
+    ):
+        self._models = models
+        self._max_candidates = max_candidates
+        self._max_queries = max_queries
+        self._max_k = max_k
+
+    async def rank_candidates(
+        self, request: pb.RankCandidatesRequest, _: RpcContext
+    ) -> pb.RankCandidatesResponse:
+        if len(request.queries) > self._max_queries:
+            raise ResourceExhausted(
+                f"{len(request.queries)} queries in one request; the limit is {self._max_queries}"
+            )
+        for position, query in enumerate(request.queries):
+            if len(query.item_indices) > self._max_candidates:
+                raise ResourceExhausted(
+                    f"queries[{position}] has {len(query.item_indices)} candidates; "
+                    f"the limit is {self._max_candidates}"
+                )
+        version, bundle = self._models.get(request.model_version)
+        ranked = rank(
+            bundle,
+            [
+                RankQuery(
+                    features=dict(q.features),
+                    item_indices=q.item_indices,
+                    ann_scores=q.ann_scores,
+                    filters=[
+                        ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in q.filters
+                    ],
+                    k=q.k,
+                )
+                for q in request.queries
+            ],
+            max_k=self._max_k,
+        )
+        item_ids = bundle.item_ids
+        return pb.RankCandidatesResponse(
+            model_version=version,
+            results=[
+                pb.RankedList(
+                    items=[
+                        types_pb2.ScoredItem(
+                            item_id=item_ids[r.index],
+                            score=r.score,
+                            ann_score=r.ann_score,
+                            ranker_score=r.score,
+                        )
+                        for r in items
+                    ]
+                )
+                for items in ranked
+            ],
+        )
+
+    def service(self) -> Service:
+        return Service(
+            pb.DESCRIPTOR.services_by_name["RankingService"],
+            [Method("RankCandidates", pb.RankCandidatesRequest, self.rank_candidates)],
+            component="ranking",
+        )

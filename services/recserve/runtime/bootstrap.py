@@ -1,0 +1,35 @@
+"""Process entry: read config (exit 2 with the reason when invalid), set up logs, run the loop."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import uvloop
+
+from recserve.runtime.config import ConfigError, Env, ServerConfig
+from recserve.runtime.logging import configure_logging
+
+
+class HasServerConfig(Protocol):
+    @property
+    def server(self) -> ServerConfig: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=HasServerConfig)
+
+
+def run_service(
+    name: str,
+    load_config: Callable[[Env], ConfigT],
+    main: Callable[[ConfigT], Awaitable[None]],
+) -> None:
+    try:
+        config = load_config(Env())
+    except ConfigError as exc:
+        print(f"{name}: invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(name, config.server.log_level, config.server.log_format)
+    # uvloop: measured cheaper per RPC than the default loop for grpc.aio (docs/benchmarks.md).
+    uvloop.run(main(config))
