@@ -62,15 +62,20 @@ def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[li
         ann = np.asarray(query.ann_scores, dtype=np.float32)
         if not np.isfinite(ann).all():
             raise InvalidArgument(f"queries[{position}].ann_scores contains NaN or infinite values")
-        if query.filters:
-            keep = np.array([passes(bundle, int(i), query.filters) for i in indices], dtype=bool)
-            indices, ann = indices[keep], ann[keep] if keep.size else ann
         if indices.size == 0:
             results.append([])
             continue
+        # Score the whole list before filtering: list-relative features (ANN gap, rank) must see
+        # the same list as offline evaluation did.
         scores = bundle.ranker.score(query.features, indices, ann)
-        order = np.lexsort((indices, -scores))[: query.k]
-        results.append(
-            [RankedItem(int(indices[o]), float(scores[o]), float(ann[o])) for o in order]
-        )
+        order = np.lexsort((indices, -scores))
+        ranked: list[RankedItem] = []
+        for o in order.tolist():
+            index = int(indices[o])
+            if query.filters and not passes(bundle, index, query.filters):
+                continue
+            ranked.append(RankedItem(index, float(scores[o]), float(ann[o])))
+            if len(ranked) == query.k:
+                break
+        results.append(ranked)
     return results
