@@ -141,7 +141,11 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
 
 
 def interpolate_curve(x: float, points: Mapping[float, float]) -> float:
-    """Piecewise-linear y(x) through measured points; clamps below the first point."""
+    """Piecewise-linear y(x) through measured points.
+
+    Clamps below the first point; beyond the last one there is no measurement, so the
+    caller gets inf and must treat it as overload rather than extrapolate.
+    """
     xs = sorted(points)
     if not xs:
         raise ValueError("empty curve")

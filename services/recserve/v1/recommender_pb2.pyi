@@ -65,16 +65,14 @@ class RecordEventsResponse(_message.Message):
     def __init__(self, accepted: _Optional[int] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetSimilarItemsRequest(_message.Message):
-    __slots__ = ("item_id", "k", "exclude_item_ids", "filters")
+    __slots__ = ("item_id", "k", "exclude_item_ids")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
-    FILTERS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     k: int
     exclude_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.ItemFilter]
-    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ...) -> None: ...
+    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetSimilarItemsResponse(_message.Message):
     __slots__ = ("items", "model_version", "degraded", "degraded_reason", "degraded_detail")
