@@ -66,7 +66,12 @@ def search(bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates:
         excluded.append(skip)
 
     if rows:
-        fetch = min(n_items, max(q.num_candidates + len(s) for q, s in zip(queries, excluded, strict=True)))
+        # Same fetch size as the offline pipeline (num + every excluded id, duplicates included):
+        # approximate search results depend on k only through this number.
+        fetch = min(
+            n_items,
+            max(len(q.exclude_item_ids) + q.num_candidates + bool(q.item_id) for q in queries),
+        )
         indices, scores = bundle.index.search_batched(np.stack(rows).astype(np.float32), fetch)
         for position, row in enumerate(row_of_query):
             if row is None:

@@ -38,7 +38,7 @@ class GatewayConfig:
             max_recent_items=env.int("MAX_RECENT_ITEMS", 200, min_value=0, max_value=10_000),
             max_exclude=env.int("MAX_EXCLUDE", 500, min_value=0, max_value=1000),
             max_events=env.int("MAX_EVENTS", 500, min_value=1, max_value=10_000),
-            num_candidates=env.int("NUM_CANDIDATES", 100, min_value=1, max_value=500),
+            num_candidates=env.int("NUM_CANDIDATES", 0, min_value=0, max_value=500),
             max_batch=env.int("MAX_BATCH", 64, min_value=1, max_value=256),
             max_in_flight_batches=env.int("MAX_IN_FLIGHT_BATCHES", 2, min_value=1, max_value=64),
             max_queued=env.int("MAX_QUEUED", 512, min_value=1, max_value=100_000),

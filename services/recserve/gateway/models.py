@@ -33,12 +33,17 @@ class ModelTracker:
         self._poll_interval_s = poll_interval_s
         self._versions: list[str] = []  # newest first, at most two
         self._popular: dict[str, list[str]] = {}
+        self._num_candidates: dict[str, int] = {}
 
     def serving_versions(self) -> list[str]:
         return list(self._versions)
 
     def popular(self, version: str) -> list[str]:
         return self._popular.get(version, [])
+
+    def num_candidates(self, version: str) -> int:
+        """Candidates ranked per request, as the version was trained and evaluated with."""
+        return self._num_candidates.get(version, 100)
 
     async def check_once(self) -> bool:
         """True when a new version was adopted."""
@@ -47,7 +52,9 @@ class ModelTracker:
             if raw is None or raw.decode() in self._versions[:1]:
                 return False
             version = raw.decode()
-            popular_json = await self._redis.hget(self._layout.meta_key(version), "popular")
+            popular_json, num_candidates = await self._redis.hmget(
+                self._layout.meta_key(version), ["popular", "num_candidates"]
+            )
             if popular_json is None:
                 return False
             if not await self._probe(version):
@@ -57,9 +64,11 @@ class ModelTracker:
             log.warning("cannot check the active model version: %s", exc)
             return False
         self._popular[version] = [str(i) for i in json.loads(popular_json)]
+        self._num_candidates[version] = int(num_candidates or 100)
         self._versions = [version, *self._versions][:2]
         for old in set(self._popular) - set(self._versions):
             del self._popular[old]
+            self._num_candidates.pop(old, None)
         MODEL_INFO.clear()
         MODEL_INFO.labels("gateway", version).set(1)
         log.info("serving model version", extra={"version": version})

@@ -33,6 +33,7 @@ class Limits:
     max_recent_items: int
     max_exclude: int
     max_events: int
+    # 0: what the model version was evaluated with (its meta in Redis).
     num_candidates: int
     # Time kept back from each stage so a fallback can still be answered in budget.
     reserve_s: float
@@ -43,6 +44,9 @@ class Pipeline:
         self._backends = backends
         self._models = models
         self._limits = limits
+
+    def _num_candidates(self, version: str) -> int:
+        return self._limits.num_candidates or self._models.num_candidates(version)
 
     def validate(self, query: RecommendQuery) -> None:
         limits = self._limits
@@ -102,7 +106,7 @@ class Pipeline:
         try:
             candidates = await self._backends.candidates(
                 version,
-                CandidateRequest(state.query_vector, "", seen, self._limits.num_candidates),
+                CandidateRequest(state.query_vector, "", seen, self._num_candidates(version)),
                 deadline - reserve,
             )
         except StageUnavailable as exc:
