@@ -14,9 +14,7 @@ def encode_vector(vector: np.ndarray) -> bytes:
 def decode_vector(blob: bytes, dim: int, what: str) -> np.ndarray:
     """Decodes and validates: right size, all finite (a NaN would poison ANN search)."""
     if len(blob) != 4 * dim:
-        raise InvalidArgument(
-            f"{what} has {len(blob)} bytes; expected {4 * dim} (float32 x {dim})"
-        )
+        raise InvalidArgument(f"{what} has {len(blob)} bytes; expected {4 * dim} (float32 x {dim})")
     vector = np.frombuffer(blob, dtype="<f4")
     if not np.isfinite(vector).all():
         raise InvalidArgument(f"{what} contains NaN or infinite values")

@@ -19,7 +19,16 @@ TRAIN_ARGS = ["--format", "synthetic", "--synthetic-items", "400", "--synthetic-
 
 def train(bundles: Path, *extra: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "recserve.training", "train", "--bundles", str(bundles), *TRAIN_ARGS, *extra],
+        [
+            sys.executable,
+            "-m",
+            "recserve.training",
+            "train",
+            "--bundles",
+            str(bundles),
+            *TRAIN_ARGS,
+            *extra,
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -35,7 +44,13 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_stack(run_dir: Path, bundles: Path, **env: str) -> Stack:
     stack = Stack(run_dir, bundles, StackPorts.free())
     try:
-        stack.up(extra_env={"RECSERVE_MODEL_POLL_INTERVAL_S": "0.2", "RECSERVE_LOG_LEVEL": "WARNING", **env})
+        stack.up(
+            extra_env={
+                "RECSERVE_MODEL_POLL_INTERVAL_S": "0.2",
+                "RECSERVE_LOG_LEVEL": "WARNING",
+                **env,
+            }
+        )
     except Exception:
         stack.down()
         raise

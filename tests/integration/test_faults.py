@@ -40,7 +40,9 @@ def first_user(stack: Stack) -> str:
     return str(key.decode().split("{", 1)[1].split("}", 1)[0])
 
 
-def test_redis_stalled_gives_flagged_popular_items_within_budget(stack: Stack, gateway: RecommenderClient) -> None:
+def test_redis_stalled_gives_flagged_popular_items_within_budget(
+    stack: Stack, gateway: RecommenderClient
+) -> None:
     user = first_user(stack)
     assert not gateway.recommend(user, k=10).degraded
     redis_pid = stack.pid("redis")
@@ -80,7 +82,9 @@ def test_killed_backend_gives_flagged_fallback_then_recovers(
         assert elapsed < BUDGET_S + 0.3
         if backend == "ranking":
             # ANN order of the same candidates: the same items the ranker would reorder.
-            assert set(result.item_ids) <= set(gateway.recommend(user, k=100).item_ids) | set(result.item_ids)  # type: ignore[attr-defined]
+            assert set(result.item_ids) <= set(gateway.recommend(user, k=100).item_ids) | set(
+                result.item_ids
+            )  # type: ignore[attr-defined]
     finally:
         stack.start_service(backend, {"RECSERVE_MODEL_POLL_INTERVAL_S": "0.2"})
         wait_serving(stack.address(backend), 60)
@@ -100,7 +104,8 @@ class Hammer:
         self.count = 0
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._run, args=(address, users), daemon=True) for _ in range(threads)
+            threading.Thread(target=self._run, args=(address, users), daemon=True)
+            for _ in range(threads)
         ]
 
     def _run(self, address: str, users: list[str]) -> None:
@@ -110,7 +115,9 @@ class Hammer:
                 try:
                     result = client.recommend(users[i % len(users)], k=10)
                     if result.degraded:
-                        self.errors.append(f"degraded: {result.degraded_reason} {result.degraded_detail}")
+                        self.errors.append(
+                            f"degraded: {result.degraded_reason} {result.degraded_detail}"
+                        )
                     self.versions.append(result.model_version)
                 except grpc.RpcError as exc:
                     self.errors.append(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
@@ -128,7 +135,9 @@ class Hammer:
             t.join(10)
 
 
-def test_hot_reload_under_load_has_no_errors_and_never_mixes(stack: Stack, gateway: RecommenderClient) -> None:
+def test_hot_reload_under_load_has_no_errors_and_never_mixes(
+    stack: Stack, gateway: RecommenderClient
+) -> None:
     old = (stack.newest_bundle() or Path()).name
     train(stack.bundles_dir, "--epochs", "2")
     new = (stack.newest_bundle() or Path()).name

@@ -23,7 +23,9 @@ def offline(stack: Stack, user_id: str, k: int, recent: list[str] | None = None)
     bundle = load_bundle(bundle_path)
     client = redis.Redis.from_url(stack.redis_url)
     events = [e.decode() for e in client.lrange(LAYOUT.user_events_key(user_id), 0, -1)][::-1]
-    features = {k.decode(): v.decode() for k, v in client.hgetall(LAYOUT.user_features_key(user_id)).items()}
+    features = {
+        k.decode(): v.decode() for k, v in client.hgetall(LAYOUT.user_features_key(user_id)).items()
+    }
     history = [bundle.item_index[i] for i in [*events, *(recent or [])] if i in bundle.item_index]
     return [bundle.item_ids[i] for i, _, _ in recommend(bundle, history, features, k)]
 
@@ -34,7 +36,9 @@ def known_users(stack: Stack, count: int) -> list[str]:
     return [k.decode().split("{", 1)[1].split("}", 1)[0] for k in keys]
 
 
-def test_known_users_get_exactly_the_offline_pipeline_result(stack: Stack, client: RecommenderClient) -> None:
+def test_known_users_get_exactly_the_offline_pipeline_result(
+    stack: Stack, client: RecommenderClient
+) -> None:
     users = known_users(stack, 25)
     assert len(users) == 25
     for user_id in users:
@@ -43,7 +47,9 @@ def test_known_users_get_exactly_the_offline_pipeline_result(stack: Stack, clien
         assert served.item_ids == offline(stack, user_id, 10), user_id
 
 
-def test_session_items_are_used_and_reported_when_unknown(stack: Stack, client: RecommenderClient) -> None:
+def test_session_items_are_used_and_reported_when_unknown(
+    stack: Stack, client: RecommenderClient
+) -> None:
     user_id = known_users(stack, 1)[0]
     bundle = load_bundle(stack.newest_bundle() or Path(), parts=set())
     recent = bundle.item_ids[-3:]
@@ -53,7 +59,9 @@ def test_session_items_are_used_and_reported_when_unknown(stack: Stack, client: 
     assert not set(recent) & set(served.item_ids)
 
 
-def test_record_events_changes_the_next_recommendation(stack: Stack, client: RecommenderClient) -> None:
+def test_record_events_changes_the_next_recommendation(
+    stack: Stack, client: RecommenderClient
+) -> None:
     bundle = load_bundle(stack.newest_bundle() or Path(), parts=set())
     cold = client.recommend("brand-new-user", k=10)
     assert cold.degraded and cold.degraded_reason == "cold_start"
@@ -109,7 +117,9 @@ BAD_RECOMMEND = [
 
 
 @pytest.mark.parametrize(("kwargs", "message"), BAD_RECOMMEND)
-def test_bad_recommend_requests_are_invalid_argument(client: RecommenderClient, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_recommend_requests_are_invalid_argument(
+    client: RecommenderClient, kwargs: dict, message: str
+) -> None:  # type: ignore[type-arg]
     user_id = kwargs.pop("user_id")
     with pytest.raises(grpc.RpcError) as info:
         client.recommend(user_id, **kwargs)
@@ -136,8 +146,12 @@ METHODS = [
 
 
 @pytest.mark.parametrize(("service", "method"), METHODS)
-@pytest.mark.parametrize("body", [b"\xff\xfe\xfd", b"\x0a\xff\xff\xff\xff\x0f", b"\x12\x03\xc3\x28\x00"])
-def test_undecodable_bodies_are_invalid_argument(stack: Stack, service: str, method: str, body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body", [b"\xff\xfe\xfd", b"\x0a\xff\xff\xff\xff\x0f", b"\x12\x03\xc3\x28\x00"]
+)
+def test_undecodable_bodies_are_invalid_argument(
+    stack: Stack, service: str, method: str, body: bytes
+) -> None:
     with grpc.insecure_channel(stack.address(service)) as channel:
         call = channel.unary_unary(method)
         with pytest.raises(grpc.RpcError) as info:

@@ -53,12 +53,16 @@ class Backends:
         if version not in self.loaded:
             raise VersionNotLoaded(version)
 
-    async def user_state(self, version: str, user_id: str, recent: Sequence[str], deadline: float) -> UserState:
+    async def user_state(
+        self, version: str, user_id: str, recent: Sequence[str], deadline: float
+    ) -> UserState:
         self._check("embedding_store", version)
         history = [*self.history, *recent] if user_id != "cold" else list(recent)
         return UserState(history, {"age": "30"}, b"\x00" * 8 if history else b"", [])
 
-    async def candidates(self, version: str, request: CandidateRequest, deadline: float) -> CandidateList:
+    async def candidates(
+        self, version: str, request: CandidateRequest, deadline: float
+    ) -> CandidateList:
         self._check("candidates", version)
         assert request.exclude_item_ids[:2] == ["h1", "p1"] or request.item_id
         return CandidateList(["c1", "c2", "c3"], [1, 2, 3], [0.9, 0.8, 0.7], [])
@@ -68,12 +72,16 @@ class Backends:
         assert request.features == {"age": "30", "device": "ios"}
         return [ScoredItem("c3", 0.6, 0.7, 0.6), ScoredItem("c1", 0.5, 0.9, 0.5)][: request.k]
 
-    async def append_events(self, user_id: str, item_ids: Sequence[str], ts: Sequence[int], deadline: float) -> tuple[int, list[str]]:
+    async def append_events(
+        self, user_id: str, item_ids: Sequence[str], ts: Sequence[int], deadline: float
+    ) -> tuple[int, list[str]]:
         self._check("embedding_store", "v2")
         return len(item_ids), []
 
 
-LIMITS = Limits(max_k=50, max_recent_items=5, max_exclude=5, max_events=5, num_candidates=0, reserve_s=0.01)
+LIMITS = Limits(
+    max_k=50, max_recent_items=5, max_exclude=5, max_events=5, num_candidates=0, reserve_s=0.01
+)
 
 
 def query(**overrides: object) -> RecommendQuery:
@@ -133,7 +141,11 @@ def test_version_not_loaded_retries_whole_request_on_previous_version() -> None:
     result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())  # type: ignore[arg-type]
     assert result.model_version == "v1" and result.degraded is None
     # Every stage that answered did so for v1.
-    assert backends.seen_versions[-3:] == [("embedding_store", "v1"), ("candidates", "v1"), ("ranking", "v1")]
+    assert backends.seen_versions[-3:] == [
+        ("embedding_store", "v1"),
+        ("candidates", "v1"),
+        ("ranking", "v1"),
+    ]
 
 
 @pytest.mark.parametrize(

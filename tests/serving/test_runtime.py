@@ -84,7 +84,9 @@ async def test_bug_is_internal_without_leaking_details(runner: ServiceRunner) ->
     assert info.value.details() == "internal error"
 
 
-@pytest.mark.parametrize("metadata", [(), (("authorization", "Bearer nope"),), (("authorization", "s3cret"),)])
+@pytest.mark.parametrize(
+    "metadata", [(), (("authorization", "Bearer nope"),), (("authorization", "s3cret"),)]
+)
 async def test_missing_or_wrong_token_is_unauthenticated(runner: ServiceRunner, metadata) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call_raw(runner, pb.RecommendRequest(k=1).SerializeToString(), metadata)
@@ -99,7 +101,10 @@ async def test_health_follows_readiness_and_shutdown(runner: ServiceRunner) -> N
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             return int(reply.status)
 
-        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        serving, not_serving = (
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
         assert await status("readiness") == not_serving
         assert await status("liveness") == serving
         await runner.set_ready(True)

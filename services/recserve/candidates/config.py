@@ -20,10 +20,10 @@ class CandidatesConfig:
         return cls(
             server=ServerConfig.from_env(env),
             redis=RedisConfig.from_env(env),
-            bundle_dir=env.str("BUNDLE_DIR", "bundles"),
+            bundle_dir=env.string("BUNDLE_DIR", "bundles"),
             # ScaNN has crashed on very large k (GUIDE.md); keep k + exclusions well below that.
-            max_candidates=env.int("MAX_CANDIDATES", 500, min_value=1, max_value=1000),
-            max_queries=env.int("MAX_QUERIES", 256, min_value=1, max_value=10_000),
-            max_exclude=env.int("MAX_EXCLUDE", 1000, min_value=0, max_value=1000),
-            model_poll_interval_s=env.float("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
+            max_candidates=env.integer("MAX_CANDIDATES", 500, min_value=1, max_value=1000),
+            max_queries=env.integer("MAX_QUERIES", 256, min_value=1, max_value=10_000),
+            max_exclude=env.integer("MAX_EXCLUDE", 1000, min_value=0, max_value=1000),
+            model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
         )

@@ -27,7 +27,9 @@ class Candidates:
     unknown_item_ids: list[str] = field(default_factory=list)
 
 
-def search(bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates: int) -> list[Candidates]:
+def search(
+    bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates: int
+) -> list[Candidates]:
     """Top candidates per query, excluding the given items, in one batched ANN call."""
     if not queries:
         return []
@@ -50,7 +52,9 @@ def search(bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates:
             else:
                 skip.add(index)
         if query.query_vector:
-            rows.append(decode_vector(query.query_vector, dim, f"queries[{position}].query_vector_f32"))
+            rows.append(
+                decode_vector(query.query_vector, dim, f"queries[{position}].query_vector_f32")
+            )
             row_of_query.append(len(rows) - 1)
         elif query.item_id:
             index = bundle.item_index.get(query.item_id)
@@ -76,7 +80,11 @@ def search(bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates:
         for position, row in enumerate(row_of_query):
             if row is None:
                 continue
-            result, skip, wanted = results[position], excluded[position], queries[position].num_candidates
+            result, skip, wanted = (
+                results[position],
+                excluded[position],
+                queries[position].num_candidates,
+            )
             for index, score in zip(indices[row].tolist(), scores[row].tolist(), strict=True):
                 if index < 0 or index in skip:
                     continue

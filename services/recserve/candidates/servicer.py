@@ -14,7 +14,12 @@ SERVICE = pb.DESCRIPTOR.services_by_name["CandidateService"]
 
 class CandidateServicer:
     def __init__(
-        self, models: ModelRegistry[Bundle], *, max_candidates: int, max_queries: int, max_exclude: int
+        self,
+        models: ModelRegistry[Bundle],
+        *,
+        max_candidates: int,
+        max_queries: int,
+        max_exclude: int,
     ):
         self._models = models
         self._max_candidates = max_candidates

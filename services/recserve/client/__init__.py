@@ -1,10 +1,10 @@
 """Typed Python client for the recserve gateway."""
 
 from recserve.client.client import (
-    RecommenderClient,
     Recommendations,
+    RecommenderClient,
     RecordedEvents,
     ScoredItem,
 )
 
-__all__ = ["RecommenderClient", "Recommendations", "RecordedEvents", "ScoredItem"]
+__all__ = ["Recommendations", "RecommenderClient", "RecordedEvents", "ScoredItem"]

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.wait:
                 client.wait_ready(args.wait)
             if args.command == "recommend":
-                result: object = client.recommend(args.user_id, recent_item_ids=args.item_id, k=args.k)
+                result: object = client.recommend(
+                    args.user_id, recent_item_ids=args.item_id, k=args.k
+                )
             elif args.command == "similar":
                 if len(args.item_id) != 1:
                     parser.error("similar needs exactly one --item-id")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 result = client.record_events(args.user_id, args.item_id)
         except grpc.RpcError as exc:
-            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     print(json.dumps(asdict(result), indent=2))  # type: ignore[call-overload]
     return 0

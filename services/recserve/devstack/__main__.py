@@ -23,7 +23,7 @@ def _show_examples(stack: Stack) -> None:
                 print(f"  {item.score:6.3f}  {titles.get(item.item_id, item.item_id)}")
     print(
         f"""
-Gateway: {gateway}   metrics: http://127.0.0.1:{stack.ports.metrics['gateway']}/metrics
+Gateway: {gateway}   metrics: http://127.0.0.1:{stack.ports.metrics["gateway"]}/metrics
   grpcurl -plaintext -d '{{"user_id": "1", "k": 5}}' {gateway} recserve.v1.RecommenderService/Recommend
   .venv/bin/python -m recserve.client recommend --target {gateway} --user-id 1 -k 5
   python: from recserve.client import RecommenderClient; RecommenderClient("{gateway}").recommend("1", k=5)
@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundles", default="bundles")
     defaults = StackPorts()
     for name in ("redis", "gateway", "embedding_store", "candidates", "ranking"):
-        parser.add_argument(f"--{name.replace('_', '-')}-port", type=int, default=getattr(defaults, name))
+        parser.add_argument(
+            f"--{name.replace('_', '-')}-port", type=int, default=getattr(defaults, name)
+        )
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.command == "down":

@@ -65,7 +65,9 @@ def wait_serving(address: str, timeout_s: float, service: str = "readiness") -> 
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-                last = RuntimeError(f"status {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+                last = RuntimeError(
+                    f"status {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+                )
             except grpc.RpcError as exc:
                 last = exc
             time.sleep(0.1)
@@ -75,7 +77,9 @@ def wait_serving(address: str, timeout_s: float, service: str = "readiness") -> 
 class Stack:
     """One local stack rooted at `run_dir` (stack.json, pids/, logs/, redis/)."""
 
-    def __init__(self, run_dir: Path | str, bundles_dir: Path | str, ports: StackPorts | None = None):
+    def __init__(
+        self, run_dir: Path | str, bundles_dir: Path | str, ports: StackPorts | None = None
+    ):
         self.run_dir = Path(run_dir).resolve()
         self.bundles_dir = Path(bundles_dir).resolve()
         self.ports = ports or StackPorts()
@@ -150,7 +154,9 @@ class Stack:
 
     def start_service(self, service: str, extra_env: Mapping[str, str] | None = None) -> int:
         return self._spawn(
-            service, [self.python, "-m", f"recserve.{service}"], self.service_env(service, extra_env)
+            service,
+            [self.python, "-m", f"recserve.{service}"],
+            self.service_env(service, extra_env),
         )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -177,7 +183,9 @@ class Stack:
             argv += ["--version", version]
         subprocess.run(argv, check=True)
 
-    def up(self, *, train_args: list[str] | None = None, extra_env: Mapping[str, str] | None = None) -> dict[str, object]:
+    def up(
+        self, *, train_args: list[str] | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> dict[str, object]:
         if self.newest_bundle() is None:
             self.train(train_args)
         self.start_redis()
@@ -234,4 +242,8 @@ class Stack:
     def from_run_dir(cls, run_dir: Path | str) -> Stack:
         info = json.loads((Path(run_dir) / "stack.json").read_text())
         ports = info["ports"]
-        return cls(run_dir, Path(info["bundle"]).parent if info["bundle"] else "bundles", StackPorts(**ports))
+        return cls(
+            run_dir,
+            Path(info["bundle"]).parent if info["bundle"] else "bundles",
+            StackPorts(**ports),
+        )

@@ -20,7 +20,9 @@ class EmbeddingStoreConfig:
         return cls(
             server=ServerConfig.from_env(env),
             redis=RedisConfig.from_env(env),
-            max_history=env.int("MAX_HISTORY", 1000, min_value=1, max_value=100_000),
-            max_batch_items=env.int("MAX_BATCH_ITEMS", 10_000, min_value=1, max_value=1_000_000),
-            model_poll_interval_s=env.float("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
+            max_history=env.integer("MAX_HISTORY", 1000, min_value=1, max_value=100_000),
+            max_batch_items=env.integer(
+                "MAX_BATCH_ITEMS", 10_000, min_value=1, max_value=1_000_000
+            ),
+            model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
         )

@@ -34,7 +34,9 @@ class EmbeddingStoreServicer:
         found, missing = await self._store.get_vectors(meta, list(request.item_ids))
         return pb.GetItemVectorsResponse(
             model_version=meta.version,
-            vectors=[pb.ItemVector(item_id=i, vector_f32=encode_vector(v)) for i, v in found.items()],
+            vectors=[
+                pb.ItemVector(item_id=i, vector_f32=encode_vector(v)) for i, v in found.items()
+            ],
             missing_item_ids=missing,
         )
 
@@ -77,7 +79,9 @@ class EmbeddingStoreServicer:
                 pb.UserState(
                     history_item_ids=s.history,
                     features=s.features,
-                    query_vector_f32=b"" if s.query_vector is None else encode_vector(s.query_vector),
+                    query_vector_f32=b""
+                    if s.query_vector is None
+                    else encode_vector(s.query_vector),
                     unknown_item_ids=s.unknown_item_ids,
                 )
                 for s in states

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from recserve.model import QueryConfig, RedisLayout, query_vector
 from recserve.runtime.errors import FailedPrecondition, InvalidArgument
+from recserve.runtime.redis_client import text
 from recserve.vectors import decode_vector
 
 
@@ -46,8 +47,7 @@ class EmbeddingStore:
         self._meta: dict[str, VersionMeta] = {}
 
     async def active_version(self) -> str | None:
-        raw = await self._redis.get(self._layout.active_key())
-        return raw.decode() if raw else None
+        return text(await self._redis.get(self._layout.active_key()))
 
     async def meta(self, version: str) -> VersionMeta:
         """Version metadata; `version` empty means the active one. Cached: versions are immutable."""
@@ -83,7 +83,7 @@ class EmbeddingStore:
             if blob is None:
                 missing.append(item_id)
             else:
-                found[item_id] = np.frombuffer(blob, dtype="<f4")
+                found[item_id] = np.frombuffer(blob, dtype="<f4")  # type: ignore[arg-type]
         return found, missing
 
     async def upsert_vectors(self, meta: VersionMeta, vectors: Sequence[tuple[str, bytes]]) -> int:
@@ -101,7 +101,9 @@ class EmbeddingStore:
             _require_id(item_id, "item_id")
         if not item_ids:
             return 0
-        return int(await self._redis.delete(*(self._layout.vector_key(meta.version, i) for i in item_ids)))
+        return int(
+            await self._redis.delete(*(self._layout.vector_key(meta.version, i) for i in item_ids))
+        )
 
     async def user_states(
         self, meta: VersionMeta, queries: Sequence[UserStateQuery]

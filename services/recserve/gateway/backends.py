@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -23,6 +24,9 @@ from recserve.v1 import candidates_pb2, embedding_store_pb2, ranking_pb2, types_
 from recserve.v1.candidates_pb2_grpc import CandidateServiceStub
 from recserve.v1.embedding_store_pb2_grpc import EmbeddingStoreServiceStub
 from recserve.v1.ranking_pb2_grpc import RankingServiceStub
+
+QueryT = TypeVar("QueryT")
+ResultT = TypeVar("ResultT")
 
 # Idempotent reads only; AppendUserEvents is not retried (a retry could store events twice).
 _RETRYABLE = [
@@ -95,14 +99,21 @@ class GrpcBackends:
         self._state_batcher: AdaptiveBatcher[str, embedding_store_pb2.UserStateQuery, UserState] = (
             AdaptiveBatcher(self._send_user_states, stage="embedding_store", **limits)
         )
-        self._candidate_batcher: AdaptiveBatcher[str, candidates_pb2.CandidateQuery, CandidateList] = (
-            AdaptiveBatcher(self._send_candidates, stage="candidates", **limits)
-        )
+        self._candidate_batcher: AdaptiveBatcher[
+            str, candidates_pb2.CandidateQuery, CandidateList
+        ] = AdaptiveBatcher(self._send_candidates, stage="candidates", **limits)
         self._rank_batcher: AdaptiveBatcher[str, ranking_pb2.RankQuery, list[ScoredItem]] = (
             AdaptiveBatcher(self._send_rank, stage="ranking", **limits)
         )
 
-    async def _submit(self, batcher: AdaptiveBatcher, stage: str, version: str, query: object, deadline: float):  # type: ignore[type-arg,no-untyped-def]
+    async def _submit(
+        self,
+        batcher: AdaptiveBatcher[str, QueryT, ResultT],
+        stage: str,
+        version: str,
+        query: QueryT,
+        deadline: float,
+    ) -> ResultT:
         try:
             return await batcher.submit(version, query, deadline)
         except (DeadlineExceeded, ResourceExhausted, BatchRejected) as exc:
@@ -112,10 +123,7 @@ class GrpcBackends:
         self, version: str, user_id: str, recent_item_ids: Sequence[str], deadline: float
     ) -> UserState:
         query = embedding_store_pb2.UserStateQuery(user_id=user_id, recent_item_ids=recent_item_ids)
-        result: UserState = await self._submit(
-            self._state_batcher, "embedding_store", version, query, deadline
-        )
-        return result
+        return await self._submit(self._state_batcher, "embedding_store", version, query, deadline)
 
     async def _send_user_states(
         self, version: str, queries: list[embedding_store_pb2.UserStateQuery], timeout: float
@@ -132,17 +140,16 @@ class GrpcBackends:
             for s in response.states
         ]
 
-    async def candidates(self, version: str, request: CandidateRequest, deadline: float) -> CandidateList:
+    async def candidates(
+        self, version: str, request: CandidateRequest, deadline: float
+    ) -> CandidateList:
         query = candidates_pb2.CandidateQuery(
             query_vector_f32=request.query_vector,
             item_id=request.item_id,
             exclude_item_ids=request.exclude_item_ids,
             num_candidates=request.num_candidates,
         )
-        result: CandidateList = await self._submit(
-            self._candidate_batcher, "candidates", version, query, deadline
-        )
-        return result
+        return await self._submit(self._candidate_batcher, "candidates", version, query, deadline)
 
     async def _send_candidates(
         self, version: str, queries: list[candidates_pb2.CandidateQuery], timeout: float
@@ -167,10 +174,7 @@ class GrpcBackends:
             filters=_filters(request.filters),
             k=request.k,
         )
-        result: list[ScoredItem] = await self._submit(
-            self._rank_batcher, "ranking", version, query, deadline
-        )
-        return result
+        return await self._submit(self._rank_batcher, "ranking", version, query, deadline)
 
     async def _send_rank(
         self, version: str, queries: list[ranking_pb2.RankQuery], timeout: float

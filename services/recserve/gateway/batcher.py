@@ -73,7 +73,9 @@ class AdaptiveBatcher(Generic[KeyT, QueryT, ResultT]):
         self._in_flight += 1
         asyncio.get_running_loop().create_task(self._run(key, batch))
 
-    async def _run(self, key: KeyT, batch: list[tuple[QueryT, float, asyncio.Future[ResultT]]]) -> None:
+    async def _run(
+        self, key: KeyT, batch: list[tuple[QueryT, float, asyncio.Future[ResultT]]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             now = loop.time()
@@ -85,7 +87,9 @@ class AdaptiveBatcher(Generic[KeyT, QueryT, ResultT]):
             while self._queues and self._in_flight < self._max_in_flight:
                 self._dispatch(next(iter(self._queues)))
 
-    async def _call(self, key: KeyT, batch: list[tuple[QueryT, float, asyncio.Future[ResultT]]]) -> None:
+    async def _call(
+        self, key: KeyT, batch: list[tuple[QueryT, float, asyncio.Future[ResultT]]]
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._batch_size.observe(len(batch))
         # The call may run until the latest member's deadline; earlier members stop waiting on their own.

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from recserve.model import RedisLayout
 from recserve.runtime.metrics import MODEL_INFO
+from recserve.runtime.redis_client import text
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,9 @@ class ModelTracker:
     async def check_once(self) -> bool:
         """True when a new version was adopted."""
         try:
-            raw = await self._redis.get(self._layout.active_key())
-            if raw is None or raw.decode() in self._versions[:1]:
+            version = text(await self._redis.get(self._layout.active_key()))
+            if version is None or version in self._versions[:1]:
                 return False
-            version = raw.decode()
             popular_json, num_candidates = await self._redis.hmget(
                 self._layout.meta_key(version), ["popular", "num_candidates"]
             )

@@ -80,15 +80,24 @@ class Pipeline:
                 # A backend has not loaded the new version yet: serve the whole request from the
                 # previous one, so no response mixes versions.
                 if attempt == len(versions) - 1:
-                    return self._popular(query, versions[-1], [], Degraded.CANDIDATES_UNAVAILABLE,
-                                         "no backend has a common model version loaded")
+                    return self._popular(
+                        query,
+                        versions[-1],
+                        [],
+                        Degraded.CANDIDATES_UNAVAILABLE,
+                        "no backend has a common model version loaded",
+                    )
         raise AssertionError("unreachable")
 
-    async def _recommend(self, query: RecommendQuery, version: str, deadline: float) -> Recommendation:
+    async def _recommend(
+        self, query: RecommendQuery, version: str, deadline: float
+    ) -> Recommendation:
         reserve = self._limits.reserve_s
         started = time.perf_counter()
         if not query.user_id and not query.recent_item_ids:
-            return self._popular(query, version, [], Degraded.COLD_START, "no user_id or recent items")
+            return self._popular(
+                query, version, [], Degraded.COLD_START, "no user_id or recent items"
+            )
         try:
             state = await self._backends.user_state(
                 version, query.user_id, query.recent_item_ids, deadline - reserve
@@ -100,7 +109,9 @@ class Pipeline:
         unknown = list(state.unknown_item_ids)
         seen = [*state.history, *query.exclude_item_ids]
         if not state.query_vector:
-            return self._popular(query, version, seen, Degraded.COLD_START, "no known history", unknown)
+            return self._popular(
+                query, version, seen, Degraded.COLD_START, "no known history", unknown
+            )
 
         started = time.perf_counter()
         try:
@@ -110,7 +121,9 @@ class Pipeline:
                 deadline - reserve,
             )
         except StageUnavailable as exc:
-            return self._popular(query, version, seen, Degraded.CANDIDATES_UNAVAILABLE, str(exc), unknown)
+            return self._popular(
+                query, version, seen, Degraded.CANDIDATES_UNAVAILABLE, str(exc), unknown
+            )
         finally:
             _STAGE_CANDIDATES.observe(time.perf_counter() - started)
 
@@ -119,7 +132,9 @@ class Pipeline:
         try:
             items = await self._backends.rank(
                 version,
-                RankRequest(features, candidates.item_indices, candidates.ann_scores, query.filters, query.k),
+                RankRequest(
+                    features, candidates.item_indices, candidates.ann_scores, query.filters, query.k
+                ),
                 deadline - reserve / 2,
             )
         except StageUnavailable as exc:
@@ -202,7 +217,9 @@ class Pipeline:
         if not item_ids:
             raise InvalidArgument("events must not be empty")
         if len(item_ids) > self._limits.max_events:
-            raise InvalidArgument(f"{len(item_ids)} events; at most {self._limits.max_events} allowed")
+            raise InvalidArgument(
+                f"{len(item_ids)} events; at most {self._limits.max_events} allowed"
+            )
         require_ids(item_ids, "events[].item_id")
         for ts in timestamps_ms:
             if ts < 0:

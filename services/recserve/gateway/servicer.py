@@ -44,7 +44,9 @@ class RecommenderServicer:
             budget = min(budget, context.time_remaining)
         return asyncio.get_running_loop().time() + budget
 
-    async def recommend(self, request: pb.RecommendRequest, context: RpcContext) -> pb.RecommendResponse:
+    async def recommend(
+        self, request: pb.RecommendRequest, context: RpcContext
+    ) -> pb.RecommendResponse:
         deadline = self._deadline(context)
         query = RecommendQuery(
             user_id=request.user_id,
@@ -52,7 +54,9 @@ class RecommenderServicer:
             context=request.context,
             k=request.k,
             exclude_item_ids=request.exclude_item_ids,
-            filters=[ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in request.filters],
+            filters=[
+                ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in request.filters
+            ],
         )
         with _STAGE_TOTAL.time():
             result = await self._pipeline.recommend(query, deadline)

@@ -20,9 +20,9 @@ class RankingConfig:
         return cls(
             server=ServerConfig.from_env(env),
             redis=RedisConfig.from_env(env),
-            bundle_dir=env.str("BUNDLE_DIR", "bundles"),
-            max_candidates=env.int("MAX_CANDIDATES", 1000, min_value=1, max_value=100_000),
-            max_queries=env.int("MAX_QUERIES", 256, min_value=1, max_value=10_000),
-            max_k=env.int("MAX_K", 500, min_value=1, max_value=10_000),
-            model_poll_interval_s=env.float("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
+            bundle_dir=env.string("BUNDLE_DIR", "bundles"),
+            max_candidates=env.integer("MAX_CANDIDATES", 1000, min_value=1, max_value=100_000),
+            max_queries=env.integer("MAX_QUERIES", 256, min_value=1, max_value=10_000),
+            max_k=env.integer("MAX_K", 500, min_value=1, max_value=10_000),
+            model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
         )

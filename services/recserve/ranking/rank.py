@@ -45,7 +45,7 @@ def passes(bundle: Bundle, index: int, filters: Sequence[ItemFilter]) -> bool:
 def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[list[RankedItem]]:
     """Scores each query's candidates; best first, ties broken by item index (as offline)."""
     n_items = len(bundle.item_ids)
-    results = []
+    results: list[list[RankedItem]] = []
     for position, query in enumerate(queries):
         if not 1 <= query.k <= max_k:
             raise InvalidArgument(f"queries[{position}].k={query.k} must be in [1, {max_k}]")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 import uvloop
 
@@ -23,7 +23,7 @@ ConfigT = TypeVar("ConfigT", bound=HasServerConfig)
 def run_service(
     name: str,
     load_config: Callable[[Env], ConfigT],
-    main: Callable[[ConfigT], Awaitable[None]],
+    main: Callable[[ConfigT], Coroutine[Any, Any, None]],
 ) -> None:
     try:
         config = load_config(Env())

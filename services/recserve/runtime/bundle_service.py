@@ -39,8 +39,7 @@ async def serve_bundles(
     registry: ModelRegistry[Bundle] = ModelRegistry(component)
 
     async def fetch_active() -> str | None:
-        raw = await client.get(layout.active_key())
-        return raw.decode() if raw else None
+        return redis_client.text(await client.get(layout.active_key()))
 
     async def on_start(runner: ServiceRunner) -> None:
         async def loaded(_: str) -> None:

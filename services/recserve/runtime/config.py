@@ -22,14 +22,16 @@ class Env:
         value = self._environ.get(self._prefix + name)
         return None if value is None or value.strip() == "" else value.strip()
 
-    def str(self, name: str, default: str) -> str:
+    def string(self, name: str, default: str) -> str:
         value = self._raw(name)
         return default if value is None else value
 
-    def optional_str(self, name: str) -> str | None:
+    def optional_string(self, name: str) -> str | None:
         return self._raw(name)
 
-    def int(self, name: str, default: int, *, min_value: int = 0, max_value: int = 2**31) -> int:
+    def integer(
+        self, name: str, default: int, *, min_value: int = 0, max_value: int = 2**31
+    ) -> int:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -43,7 +45,7 @@ class Env:
             )
         return value
 
-    def float(
+    def number(
         self, name: str, default: float, *, min_value: float = 0.0, max_value: float = 1e9
     ) -> float:
         raw = self._raw(name)
@@ -59,7 +61,7 @@ class Env:
             )
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -71,7 +73,7 @@ class Env:
         raise ConfigError(f"{self._prefix}{name}={raw!r} is not a boolean (true/false)")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+        value = self.string(name, default)
         if value not in choices:
             raise ConfigError(f"{self._prefix}{name}={value!r} must be one of {', '.join(choices)}")
         return value
@@ -102,25 +104,27 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, env: Env) -> ServerConfig:
-        cert = env.optional_str("TLS_CERT_FILE")
-        key = env.optional_str("TLS_KEY_FILE")
+        cert = env.optional_string("TLS_CERT_FILE")
+        key = env.optional_string("TLS_KEY_FILE")
         if (cert is None) != (key is None):
-            raise ConfigError("RECSERVE_TLS_CERT_FILE and RECSERVE_TLS_KEY_FILE must be set together")
+            raise ConfigError(
+                "RECSERVE_TLS_CERT_FILE and RECSERVE_TLS_KEY_FILE must be set together"
+            )
         tls = (
-            TlsConfig(cert, key, env.optional_str("TLS_CA_FILE"))
+            TlsConfig(cert, key, env.optional_string("TLS_CA_FILE"))
             if cert is not None and key is not None
             else None
         )
         return cls(
-            host=env.str("HOST", "0.0.0.0"),
-            grpc_port=env.int("GRPC_PORT", 50051, min_value=0, max_value=65535),
-            metrics_port=env.int("METRICS_PORT", 9464, min_value=0, max_value=65535),
+            host=env.string("HOST", "0.0.0.0"),
+            grpc_port=env.integer("GRPC_PORT", 50051, min_value=0, max_value=65535),
+            metrics_port=env.integer("METRICS_PORT", 9464, min_value=0, max_value=65535),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),
-            max_connection_age_ms=env.int("MAX_CONNECTION_AGE_MS", 30_000, min_value=1000),
-            shutdown_grace_s=env.float("SHUTDOWN_GRACE_S", 10.0, max_value=600),
-            max_message_bytes=env.int("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, min_value=1024),
-            max_concurrent_streams=env.int("MAX_CONCURRENT_STREAMS", 256, min_value=1),
+            max_connection_age_ms=env.integer("MAX_CONNECTION_AGE_MS", 30_000, min_value=1000),
+            shutdown_grace_s=env.number("SHUTDOWN_GRACE_S", 10.0, max_value=600),
+            max_message_bytes=env.integer("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, min_value=1024),
+            max_concurrent_streams=env.integer("MAX_CONCURRENT_STREAMS", 256, min_value=1),
             tls=tls,
         )
 
@@ -135,8 +139,8 @@ class RedisConfig:
     @classmethod
     def from_env(cls, env: Env) -> RedisConfig:
         return cls(
-            url=env.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            password=env.optional_str("REDIS_PASSWORD"),
-            socket_timeout_s=env.float("REDIS_TIMEOUT_S", 0.5, min_value=0.001, max_value=60),
-            max_connections=env.int("REDIS_MAX_CONNECTIONS", 32, min_value=1, max_value=10_000),
+            url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            password=env.optional_string("REDIS_PASSWORD"),
+            socket_timeout_s=env.number("REDIS_TIMEOUT_S", 0.5, min_value=0.001, max_value=60),
+            max_connections=env.integer("REDIS_MAX_CONNECTIONS", 32, min_value=1, max_value=10_000),
         )

@@ -31,7 +31,9 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 DEGRADED = Counter("recserve_degraded", "Responses served by a fallback.", ["reason"])
-MODEL_INFO = Gauge("recserve_model_info", "Loaded model version (1 = active).", ["service", "version"])
+MODEL_INFO = Gauge(
+    "recserve_model_info", "Loaded model version (1 = active).", ["service", "version"]
+)
 MODEL_RELOADS = Counter("recserve_model_reloads", "Model loads.", ["service", "outcome"])
 
 

@@ -116,7 +116,9 @@ class Service:
             code = grpc.StatusCode.OK
             in_flight.inc()
             try:
-                metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+                metadata = {
+                    k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+                }
                 self._check_auth(metadata)
                 request = request_type()
                 try:
@@ -196,7 +198,11 @@ class ServiceRunner:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [s.full_name for s in self.services]
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             self.server,
         )
         address = f"{self.config.host}:{self.config.grpc_port}"
@@ -260,5 +266,3 @@ async def serve(
                 await startup
         if on_stop is not None:
             await on_stop()
-
-
