@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from recserve.client import RecommenderClient
-from recserve.devstack.stack import Stack, StackPorts
+from recserve.devstack.stack import Stack, StackPorts, free_port
 from recserve.devstack.titles import item_titles
 
 
@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             f"--{name.replace('_', '-')}-port", type=int, default=getattr(defaults, name)
         )
+    parser.add_argument(
+        "--metrics-base-port",
+        type=int,
+        default=9464,
+        help="metrics ports are base..base+3 (gateway, embedding_store, candidates, ranking); 0 = free ports",
+    )
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     if args.command == "down":
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         embedding_store=args.embedding_store_port,
         candidates=args.candidates_port,
         ranking=args.ranking_port,
+        metrics={
+            name: (args.metrics_base_port + offset if args.metrics_base_port else free_port())
+            for offset, name in enumerate(("gateway", "embedding_store", "candidates", "ranking"))
+        },
     )
     stack = Stack(run_dir, args.bundles, ports)
     if args.command == "status":

@@ -53,7 +53,10 @@ async def _main(config: GatewayConfig) -> None:
         ),
     )
     servicer = RecommenderServicer(
-        pipeline, budget_s=config.request_budget_ms / 1000, auth_token=config.auth_token
+        pipeline,
+        budget_s=config.request_budget_ms / 1000,
+        auth_token=config.auth_token,
+        max_in_flight=config.max_in_flight_requests,
     )
 
     async def on_start(runner: ServiceRunner) -> None:

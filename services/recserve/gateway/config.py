@@ -21,6 +21,7 @@ class GatewayConfig:
     max_batch: int
     max_in_flight_batches: int
     max_queued: int
+    max_in_flight_requests: int
     auth_token: str | None
     backend_tls_ca_file: str | None
     model_poll_interval_s: float
@@ -44,6 +45,9 @@ class GatewayConfig:
                 "MAX_IN_FLIGHT_BATCHES", 2, min_value=1, max_value=64
             ),
             max_queued=env.integer("MAX_QUEUED", 512, min_value=1, max_value=100_000),
+            max_in_flight_requests=env.integer(
+                "MAX_IN_FLIGHT_REQUESTS", 1000, min_value=0, max_value=1_000_000
+            ),
             auth_token=env.optional_string("AUTH_TOKEN"),
             backend_tls_ca_file=env.optional_string("BACKEND_TLS_CA_FILE"),
             model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),

@@ -33,10 +33,13 @@ def _items(result: Recommendation, stage_scores: bool) -> list[types_pb2.ScoredI
 
 
 class RecommenderServicer:
-    def __init__(self, pipeline: Pipeline, *, budget_s: float, auth_token: str | None):
+    def __init__(
+        self, pipeline: Pipeline, *, budget_s: float, auth_token: str | None, max_in_flight: int
+    ):
         self._pipeline = pipeline
         self._budget_s = budget_s
         self._auth_token = auth_token
+        self._max_in_flight = max_in_flight
 
     def _deadline(self, context: RpcContext) -> float:
         budget = self._budget_s
@@ -104,4 +107,5 @@ class RecommenderServicer:
             ],
             component="gateway",
             auth_token=self._auth_token,
+            max_in_flight=self._max_in_flight,
         )

@@ -79,11 +79,16 @@ class Service:
         *,
         component: str,
         auth_token: str | None = None,
+        max_in_flight: int = 0,
     ):
         self.descriptor = descriptor
         self.methods = methods
         self.component = component
         self._auth_token = auth_token.encode() if auth_token else None
+        # 0 = unbounded. Beyond it, answer RESOURCE_EXHAUSTED at once instead of queueing
+        # work that would only finish after its deadline.
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     @property
     def full_name(self) -> str:
@@ -115,7 +120,12 @@ class Service:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             in_flight.inc()
+            self._in_flight += 1
             try:
+                if self._max_in_flight and self._in_flight > self._max_in_flight:
+                    raise errors.ResourceExhausted(
+                        f"server overloaded: more than {self._max_in_flight} requests in flight"
+                    )
                 metadata = {
                     k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
                 }
@@ -142,6 +152,7 @@ class Service:
                 log.exception("unhandled error in %s", method.name)
                 await context.abort(code, "internal error")
             finally:
+                self._in_flight -= 1
                 in_flight.dec()
                 elapsed = time.perf_counter() - started
                 RPC_DURATION.labels(self.component, method.name, code.name).observe(elapsed)
