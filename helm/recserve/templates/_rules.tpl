@@ -1,0 +1,77 @@
+{{/*
+Recording rules + SLO alerts. Every alert compares one recording rule with a threshold from
+.Values.slo, so `make dashboards-check` can require data behind each alert. Server-side
+errors are the gRPC codes a client cannot fix. `or ... * 0` yields 0 (not "no data") while a
+counter such as recserve_degraded_total has no series yet.
+*/}}
+{{- define "recserve.ruleGroups" -}}
+{{- $ns := printf "namespace=%q" .Release.Namespace -}}
+{{- $errors := "UNKNOWN|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS" -}}
+groups:
+  - name: recserve.recording
+    interval: 30s
+    rules:
+      - record: recserve:rpc_requests:rate5m
+        expr: sum by (namespace, service) (rate(recserve_rpc_total{ {{- $ns -}} }[5m]))
+      - record: recserve:rpc_errors:rate5m
+        expr: |-
+          sum by (namespace, service) (rate(recserve_rpc_total{ {{- $ns }}, code=~"{{ $errors }}"}[5m]))
+          or sum by (namespace, service) (rate(recserve_rpc_total{ {{- $ns -}} }[5m])) * 0
+      - record: recserve:rpc_error_ratio:rate5m
+        expr: recserve:rpc_errors:rate5m / recserve:rpc_requests:rate5m > 0 or recserve:rpc_errors:rate5m * 0
+      - record: recserve:rpc_latency_seconds:p99_5m
+        expr: histogram_quantile(0.99, sum by (namespace, service, le) (rate(recserve_rpc_duration_seconds_bucket{ {{- $ns -}} }[5m])))
+      - record: recserve:stage_latency_seconds:p99_5m
+        expr: histogram_quantile(0.99, sum by (namespace, stage, le) (rate(recserve_stage_duration_seconds_bucket{ {{- $ns -}} }[5m])))
+      - record: recserve:degraded:rate5m
+        expr: |-
+          sum by (namespace) (rate(recserve_degraded_total{ {{- $ns -}} }[5m]))
+          or sum by (namespace) (rate(recserve_rpc_total{ {{- $ns }}, service="gateway"}[5m])) * 0
+      - record: recserve:degraded_ratio:rate5m
+        expr: |-
+          recserve:degraded:rate5m
+          / on (namespace) sum by (namespace) (recserve:rpc_requests:rate5m{service="gateway"}) > 0
+          or recserve:degraded:rate5m * 0
+  - name: recserve.slo
+    rules:
+      - alert: RecserveLatencyP99High
+        expr: recserve:rpc_latency_seconds:p99_5m{ {{- $ns }}, service="gateway"} > {{ .Values.slo.p99Seconds }}
+        for: {{ .Values.slo.for }}
+        labels:
+          severity: page
+        annotations:
+          summary: recserve gateway p99 latency above the {{ mulf .Values.slo.p99Seconds 1000 }} ms budget
+          description: {{ printf "p99 is {{ $value | humanizeDuration }} in %s (budget %vs). Check the HPA (in-flight per pod vs target) and the per-stage dashboard." .Release.Namespace .Values.slo.p99Seconds | quote }}
+      - alert: RecserveErrorRatioHigh
+        expr: recserve:rpc_error_ratio:rate5m{ {{- $ns -}} } > {{ .Values.slo.errorRatio }}
+        for: {{ .Values.slo.for }}
+        labels:
+          severity: page
+        annotations:
+          summary: recserve server-side error ratio above {{ mulf .Values.slo.errorRatio 100 }}%
+          description: {{ "{{ $labels.service }} returns server errors on {{ $value | humanizePercentage }} of RPCs." | quote }}
+      - alert: RecserveDegradedRatioHigh
+        expr: recserve:degraded_ratio:rate5m{ {{- $ns -}} } > {{ .Values.slo.degradedRatio }}
+        for: {{ .Values.slo.for }}
+        labels:
+          severity: warning
+        annotations:
+          summary: recserve serves degraded (fallback) responses above {{ mulf .Values.slo.degradedRatio 100 }}%
+          description: {{ "{{ $value | humanizePercentage }} of gateway responses are degraded; see recserve_degraded_total by reason." | quote }}
+      - alert: RecserveNoTraffic
+        expr: recserve:rpc_requests:rate5m{ {{- $ns }}, service="gateway"} == 0
+        for: 10m
+        labels:
+          severity: warning
+        annotations:
+          summary: recserve gateway receives no requests
+          description: {{ printf "No Recommend traffic reaches the gateway in %s for 10 minutes." .Release.Namespace | quote }}
+      - alert: RecserveGatewayAbsent
+        expr: absent(recserve_rpc_total{ {{- $ns }}, service="gateway"})
+        for: 10m
+        labels:
+          severity: page
+        annotations:
+          summary: no recserve gateway is being scraped
+          description: {{ printf "Prometheus sees no recserve_rpc_total from the gateway in %s: pods down, or scraping broken." .Release.Namespace | quote }}
+{{- end -}}

@@ -1,0 +1,410 @@
+"""Prove the Grafana dashboards, alerts and prometheus-adapter rules against a real Prometheus.
+
+Starts the `prometheus` binary (Debian package) on a free loopback port with a generated
+scrape config for the given metrics endpoints, loads the chart's rendered rule groups, waits
+for a few scrapes and rule evaluations, then evaluates through the HTTP API:
+  - every panel query of helm/recserve/dashboards/*.json,
+  - every recording rule, and for every alert the series its expression compares,
+  - every prometheus-adapter metricsQuery (helm/prometheus-adapter-values.yaml),
+and requires each to return data. Every recserve/process metric a query names must exist
+(so a `... or ... * 0` fallback cannot hide a metric that is never exported). Queries on
+kube-state-metrics (`kube_*`) exist only in a cluster: they must parse and evaluate, and are
+reported as cluster-only.
+
+    python -m recserve.cluster.dashboards_check --targets gateway=127.0.0.1:9464,candidates=127.0.0.1:9465
+    python -m recserve.cluster.dashboards_check --simulate      # emulated exporters (tests)
+
+Each target is scraped with the labels a ServiceMonitor gives it in a cluster:
+namespace, pod and service (honor_labels, like the chart's ServiceMonitor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+DASHBOARDS_DIR = REPO / "helm" / "recserve" / "dashboards"
+ADAPTER_VALUES = REPO / "helm" / "prometheus-adapter-values.yaml"
+CLUSTER_ONLY_PREFIXES = ("kube_", "container_", "kubelet_", "node_")
+PROMQL_WORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "offset", "bool", "inf", "nan", "atan2",
+}
+
+
+@dataclass
+class Query:
+    source: str
+    expr: str
+    # "data": must return series; "cluster": kube-state-metrics etc., must evaluate;
+    # "valid": must evaluate (an alert expression: empty unless firing)
+    expect: str = "data"
+
+
+@dataclass
+class Result:
+    query: Query
+    status: str  # ok | empty | error | cluster-only | not-firing
+    series: int = 0
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    results: list[Result] = field(default_factory=list)
+    missing_metrics: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if r.status in ("empty", "error")]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.missing_metrics
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines = [f"{len(self.results)} queries: {parts}"]
+        for r in self.results:
+            if r.status != "ok":
+                lines.append(f"  {r.status:12} {r.query.source}: {r.detail or r.query.expr}")
+        if self.missing_metrics:
+            lines.append(f"  metrics never exported: {', '.join(self.missing_metrics)}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def substitute(expr: str, namespace: str, rate_interval: str = "1m") -> str:
+    """Grafana template variables -> concrete values."""
+    out = expr.replace("${namespace}", namespace).replace("$namespace", namespace)
+    for var in ("$__rate_interval", "$__interval", "$__range"):
+        out = out.replace(var, rate_interval)
+    return out
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric (and recording rule) names an expression selects."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    s = re.sub(r"\{[^}]*\}", " ", s)  # label matchers
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)  # range selectors
+    names = set()
+    for m in re.finditer(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", s):
+        name, call = m.group(1), m.group(2)
+        if call or name.lower() in PROMQL_WORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def is_cluster_only(expr: str) -> bool:
+    return any(n.startswith(CLUSTER_ONLY_PREFIXES) for n in metric_names(expr))
+
+
+def dashboard_queries(files: Iterable[Path] | None = None) -> list[Query]:
+    out = []
+    for f in sorted(files if files is not None else DASHBOARDS_DIR.glob("*.json")):
+        board = json.loads(Path(f).read_text())
+        for panel in board.get("panels", []):
+            for t in panel.get("targets", []):
+                if t.get("expr"):
+                    src = f"{Path(f).stem} / {panel['title']} [{t.get('refId', '?')}]"
+                    expect = "cluster" if is_cluster_only(t["expr"]) else "data"
+                    out.append(Query(src, t["expr"], expect))
+    return out
+
+
+def rule_queries(groups: dict[str, Any]) -> list[Query]:
+    """Recording rules as they are; for alerts, the series each alert compares."""
+    out = []
+    for g in groups["groups"]:
+        for r in g["rules"]:
+            if "record" in r:
+                out.append(Query(f"rule {r['record']}", r["record"]))
+                continue
+            selectors = re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\})", r["expr"])
+            if not selectors:
+                selectors = sorted(metric_names(r["expr"]))
+            for sel in selectors:
+                expect = "cluster" if is_cluster_only(sel) else "data"
+                out.append(Query(f"alert {r['alert']} <- {sel}", sel, expect))
+            out.append(Query(f"alert {r['alert']} (expression)", r["expr"], "valid"))
+    return out
+
+
+def adapter_queries(namespace: str, values_file: Path = ADAPTER_VALUES) -> list[Query]:
+    cfg = yaml.safe_load(values_file.read_text())
+    out = []
+    for rule in cfg["rules"]["custom"]:
+        series = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)", rule["seriesQuery"]).group(1)  # type: ignore[union-attr]
+        q = (
+            rule["metricsQuery"]
+            .replace("<<.Series>>", series)
+            .replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod!=""')
+            .replace("<<.GroupBy>>", "pod")
+        )
+        out.append(Query(f"adapter {rule['name']['as']}", q))
+    return out
+
+
+# -------------------------------------------------------------------------- Prometheus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Target:
+    service: str
+    address: str  # host:port
+
+    @classmethod
+    def parse(cls, text: str, index: int) -> Target:
+        if "=" in text:
+            svc, addr = text.split("=", 1)
+            return cls(svc, addr)
+        return cls(f"target{index}", text)
+
+
+class Prometheus:
+    """A real Prometheus server in a temporary directory (stopped on exit)."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        namespace: str,
+        rule_groups: dict[str, Any] | None = None,
+        binary: str | None = None,
+        scrape_interval: str = "1s",
+    ) -> None:
+        self.binary = binary or shutil.which("prometheus") or "/usr/bin/prometheus"
+        self.targets, self.namespace = targets, namespace
+        self.rule_groups, self.scrape_interval = rule_groups, scrape_interval
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def config(self) -> dict[str, Any]:
+        pods: dict[str, int] = {}
+        static = []
+        for t in self.targets:
+            i = pods.get(t.service, 0)
+            pods[t.service] = i + 1
+            static.append({
+                "targets": [t.address],
+                "labels": {
+                    "namespace": self.namespace,
+                    "service": t.service,
+                    "pod": f"{t.service.replace('_', '-')}-{i}",
+                },
+            })
+        cfg: dict[str, Any] = {
+            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "scrape_configs": [
+                {"job_name": "recserve", "honor_labels": True, "metrics_path": "/metrics", "static_configs": static}
+            ],
+        }
+        if self.rule_groups:
+            cfg["rule_files"] = ["rules.yaml"]
+        return cfg
+
+    def __enter__(self) -> Prometheus:
+        self._dir = tempfile.TemporaryDirectory(prefix="recserve-prom-")
+        d = Path(self._dir.name)
+        (d / "prometheus.yml").write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        if self.rule_groups:
+            groups = json.loads(json.dumps(self.rule_groups))
+            for g in groups["groups"]:
+                g["interval"] = self.scrape_interval  # evaluate quickly here
+            (d / "rules.yaml").write_text(yaml.safe_dump(groups, sort_keys=False))
+        self._log = open(d / "prometheus.log", "wb")  # noqa: SIM115 - closed in __exit__
+        self._proc = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={d / 'prometheus.yml'}",
+                f"--storage.tsdb.path={d / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=d,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {(d / 'prometheus.log').read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError("prometheus did not become ready in 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as e:
+            body = json.load(e)
+        if body.get("status") != "success":
+            raise RuntimeError(body.get("error", body))
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        return data["result"] if data["resultType"] in ("vector", "matrix") else [data["result"]]
+
+    def wait_for(self, expr: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError):
+                if self.query(expr):
+                    return True
+            time.sleep(0.5)
+        return False
+
+
+def evaluate(prom: Prometheus, queries: Sequence[Query], namespace: str) -> Report:
+    report = Report()
+    names: set[str] = set()
+    for q in queries:
+        expr = substitute(q.expr, namespace)
+        try:
+            res = prom.query(expr)
+        except RuntimeError as e:
+            report.results.append(Result(q, "error", detail=str(e)[:300]))
+            continue
+        if q.expect != "cluster":
+            names |= {n for n in metric_names(expr) if not n.startswith(CLUSTER_ONLY_PREFIXES)}
+        if res:
+            status = "ok"
+        else:
+            status = {"data": "empty", "cluster": "cluster-only", "valid": "not-firing"}[q.expect]
+        report.results.append(Result(q, status, len(res)))
+    for n in sorted(names):
+        if not prom.query(f'count({{__name__="{n}"}})'):
+            report.missing_metrics.append(n)
+    return report
+
+
+def run_check(
+    targets: Sequence[Target],
+    namespace: str,
+    rule_groups: dict[str, Any],
+    *,
+    warmup_s: float = 8.0,
+    timeout_s: float = 60.0,
+) -> Report:
+    queries = dashboard_queries() + rule_queries(rule_groups) + adapter_queries(namespace)
+    with Prometheus(targets, namespace, rule_groups) as prom:
+        # every target up, then a few scrapes and rule evaluations so rate() has samples
+        n = len(targets)
+        if not prom.wait_for(f"count(up == 1) == {n}", timeout_s):
+            up = prom.query("up")
+            raise RuntimeError(f"not all targets are up: {up}")
+        prom.wait_for('count({__name__=~"recserve:.+"})', timeout_s)
+        time.sleep(warmup_s)
+        return evaluate(prom, queries, namespace)
+
+
+@contextlib.contextmanager
+def simulated_targets(duration_s: float = 300.0) -> Iterator[list[Target]]:
+    """Emulated recserve exporters (recserve.cluster.metrics_sim) in a child process."""
+    services = ["gateway", "embedding_store", "candidates", "ranking"]
+    ports = [free_port() for _ in services]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recserve.cluster.metrics_sim", "--duration", str(duration_s),
+         "--ports", ",".join(f"{s}={p}" for s, p in zip(services, ports, strict=True))],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield [Target(s, f"127.0.0.1:{p}") for s, p in zip(services, ports, strict=True)]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m recserve.cluster.dashboards_check", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--targets", help="comma list of [service=]host:port metrics endpoints")
+    src.add_argument("--simulate", action="store_true", help="scrape emulated exporters instead")
+    p.add_argument("--namespace", default="recserve", help="namespace label given to the targets")
+    p.add_argument("--warmup", type=float, default=8.0, help="seconds of scraping before queries")
+    p.add_argument("--load-cmd", help="shell command run in the background during the check (e.g. a load generator)")
+    args = p.parse_args(argv)
+
+    from recserve.cluster import chart
+
+    groups = chart.rule_groups(chart.objects(chart.render({}, namespace=args.namespace)))
+    load = subprocess.Popen(args.load_cmd, shell=True) if args.load_cmd else None  # noqa: S602 - operator-supplied
+    try:
+        if args.simulate:
+            with simulated_targets() as targets:
+                report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+        else:
+            targets = [Target.parse(t.strip(), i) for i, t in enumerate(args.targets.split(",")) if t.strip()]
+            report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+    finally:
+        if load is not None:
+            load.terminate()
+            load.wait()
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

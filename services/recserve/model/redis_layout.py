@@ -1,0 +1,275 @@
+"""Redis keys of recserve and the publish step that makes a bundle version live.
+
+Keys (``{...}`` are Redis Cluster hash tags, so one version's vectors share a slot and MGET works):
+
+    recserve:active                         STRING  active version
+    recserve:versions                       ZSET    published versions, score = publish time
+    recserve:{v<version>}:vec:<item_id>     STRING  float32 little-endian input vector
+    recserve:{v<version>}:meta              HASH    version, dim, count, dtype, query (JSON),
+                                                    popular (JSON item ids), num_candidates,
+                                                    scoring_vectors, published_at
+    recserve:{v<version>}:item_features     HASH    item id -> raw features (JSON)
+    recserve:user:{<user_id>}:events        LIST    item ids, newest first (capped)
+    recserve:user:{<user_id>}:features      HASH    raw user features (age, gender, ...)
+
+A version's keys are never modified after publish; the only switch is one SET of
+``recserve:active`` after every key of the new version is written, so a reader that reads the
+pointer once per request sees the old model or the new one, never a mix. User state is not
+versioned, and publish seeds it only for users that have no events list yet: events recorded
+online are never overwritten by older training data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recserve.model.bundle import Bundle
+
+if TYPE_CHECKING:
+    import redis
+
+VECTOR_DTYPE = "<f4"
+
+# Seeds one user atomically, only if they have no events list yet (online events win).
+# KEYS: events, features. ARGV: n_events, events newest first..., feature, value, ...
+_SEED_USER_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = tonumber(ARGV[1])
+if n > 0 then redis.call('RPUSH', KEYS[1], unpack(ARGV, 2, n + 1)) end
+if #ARGV > n + 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], unpack(ARGV, n + 2, #ARGV))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class RedisLayout:
+    prefix: str = "recserve"
+    max_user_events: int = 200
+
+    def active_key(self) -> str:
+        return f"{self.prefix}:active"
+
+    def versions_key(self) -> str:
+        return f"{self.prefix}:versions"
+
+    def _version_tag(self, version: str) -> str:
+        return f"{self.prefix}:{{v{version}}}"
+
+    def vector_key(self, version: str, item_id: str) -> str:
+        return f"{self._version_tag(version)}:vec:{item_id}"
+
+    def meta_key(self, version: str) -> str:
+        return f"{self._version_tag(version)}:meta"
+
+    def item_features_key(self, version: str) -> str:
+        return f"{self._version_tag(version)}:item_features"
+
+    def version_pattern(self, version: str) -> str:
+        """SCAN pattern matching every key of one version."""
+        return f"{_glob_escape(self._version_tag(version))}:*"
+
+    def user_events_key(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{{{user_id}}}:events"
+
+    def user_features_key(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{{{user_id}}}:features"
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def encode_vectors(vectors: np.ndarray) -> list[bytes]:
+    array = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
+    return [row.tobytes() for row in array]
+
+
+def decode_vectors(blobs: Sequence[bytes | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [m, dim] with zero rows for missing, bool [m] found)."""
+    out = np.zeros((len(blobs), dim), dtype=np.float32)
+    found = np.zeros(len(blobs), dtype=bool)
+    for i, blob in enumerate(blobs):
+        if blob is not None:
+            if len(blob) != 4 * dim:
+                raise ValueError(f"vector {i} has {len(blob)} bytes, expected {4 * dim}")
+            out[i] = np.frombuffer(blob, dtype=VECTOR_DTYPE)
+            found[i] = True
+    return out, found
+
+
+def active_version(client: redis.Redis, layout: RedisLayout | None = None) -> str | None:
+    layout = layout or RedisLayout()
+    raw = client.get(layout.active_key())
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def read_vectors(
+    client: redis.Redis, version: str, item_ids: Sequence[str], dim: int, layout: RedisLayout | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    layout = layout or RedisLayout()
+    if not item_ids:
+        return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
+    return decode_vectors(client.mget([layout.vector_key(version, i) for i in item_ids]), dim)
+
+
+@dataclass
+class PublishResult:
+    version: str
+    previous: str | None
+    vectors: int
+    users_seeded: int
+    users_skipped: int
+    deleted_versions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def publish_bundle(
+    client: redis.Redis,
+    bundle: Bundle,
+    *,
+    retention: int = 2,
+    user_histories: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]] | None = None,
+    user_features: Mapping[str, Mapping[str, str]] | None = None,
+    layout: RedisLayout | None = None,
+    batch_size: int = 1000,
+    progress: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> PublishResult:
+    """Writes the bundle's vectors, item features and meta under its version, seeds user state
+    (histories oldest first; only users without an events list), flips ``active``, then deletes
+    versions beyond `retention` (the active one is always kept).
+
+    Redis must not evict keys (``maxmemory-policy noeviction`` or ``volatile-*``): an evicted
+    vector would make that item unknown for its version.
+    """
+    if retention < 1:
+        raise ValueError("retention must be >= 1")
+    layout = layout or RedisLayout()
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    version = bundle.version
+    vectors = bundle.input_vectors
+    item_ids = bundle.item_ids
+    previous = active_version(client, layout)
+
+    blobs = encode_vectors(vectors)
+    pipe = client.pipeline(transaction=False)
+    for lo in range(0, len(item_ids), batch_size):
+        hi = min(lo + batch_size, len(item_ids))
+        pipe.mset({layout.vector_key(version, item_ids[i]): blobs[i] for i in range(lo, hi)})
+        features = bundle.item_features[lo:hi]
+        pipe.hset(
+            layout.item_features_key(version),
+            mapping={item_ids[lo + j]: json.dumps(f, ensure_ascii=False) for j, f in enumerate(features)},
+        )
+        pipe.execute()
+        say(f"publish {version}: {hi}/{len(item_ids)} vectors")
+
+    # Read a sample back before switching: a full or evicting Redis fails here, not in serving.
+    sample = sorted({0, len(item_ids) // 2, len(item_ids) - 1})
+    got, found = read_vectors(client, version, [item_ids[i] for i in sample], bundle.dim, layout)
+    if not found.all() or not np.array_equal(got, vectors[sample]):
+        raise RuntimeError(f"publish {version}: vectors read back from Redis differ from the bundle")
+
+    meta: dict[str, Any] = {
+        "version": version,
+        "dim": bundle.dim,
+        "count": len(item_ids),
+        "dtype": VECTOR_DTYPE,
+        "query": json.dumps(bundle.query.to_dict()),
+        "popular": json.dumps([item_ids[i] for i in bundle.popular.tolist()]),
+        "num_candidates": bundle.num_candidates,
+        "scoring_vectors": str(bundle.manifest.get("scoring_vectors", "")),
+        "published_at": datetime.fromtimestamp(clock(), tz=UTC).isoformat(timespec="seconds"),
+    }
+    client.hset(layout.meta_key(version), mapping=meta)
+
+    seeded, skipped = _seed_users(client, layout, user_histories, user_features, batch_size)
+    if seeded or skipped:
+        say(f"publish {version}: seeded {seeded} users, kept online state of {skipped}")
+
+    # The switch: everything above is already in place.
+    client.zadd(layout.versions_key(), {version: clock()})
+    client.set(layout.active_key(), version)
+    deleted = gc_versions(client, retention=retention, layout=layout)
+    return PublishResult(
+        version=version,
+        previous=previous,
+        vectors=len(item_ids),
+        users_seeded=seeded,
+        users_skipped=skipped,
+        deleted_versions=deleted,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _seed_users(
+    client: redis.Redis,
+    layout: RedisLayout,
+    histories: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]] | None,
+    features: Mapping[str, Mapping[str, str]] | None,
+    batch_size: int,
+) -> tuple[int, int]:
+    events_of: dict[str, Sequence[str]] = dict(histories.items() if isinstance(histories, Mapping) else histories or ())
+    features = features or {}
+    users = list(dict.fromkeys([*events_of, *features]))
+    if not users:
+        return 0, 0
+    script = client.register_script(_SEED_USER_LUA)
+    seeded = skipped = 0
+    for lo in range(0, len(users), batch_size):
+        pipe = client.pipeline(transaction=False)
+        for user_id in users[lo : lo + batch_size]:
+            recent = list(events_of.get(user_id, ()))[-layout.max_user_events :][::-1]
+            pairs = [x for kv in features.get(user_id, {}).items() for x in kv]
+            script(
+                keys=[layout.user_events_key(user_id), layout.user_features_key(user_id)],
+                args=[len(recent), *recent, *pairs],
+                client=pipe,
+            )
+        for outcome in pipe.execute():
+            if int(outcome):
+                seeded += 1
+            else:
+                skipped += 1
+    return seeded, skipped
+
+
+def published_versions(client: redis.Redis, layout: RedisLayout | None = None) -> list[str]:
+    """Newest publish first."""
+    layout = layout or RedisLayout()
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in client.zrevrange(layout.versions_key(), 0, -1)]
+
+
+def gc_versions(client: redis.Redis, *, retention: int, layout: RedisLayout | None = None) -> list[str]:
+    """Deletes every key of versions beyond the newest `retention` publishes; never the active one."""
+    if retention < 1:
+        raise ValueError("retention must be >= 1")
+    layout = layout or RedisLayout()
+    active = active_version(client, layout)
+    doomed = [v for v in published_versions(client, layout)[retention:] if v != active]
+    for version in doomed:
+        # Out of the registry first: nobody should pick a version that is being deleted.
+        client.zrem(layout.versions_key(), version)
+        batch: list[Any] = []
+        for key in client.scan_iter(match=layout.version_pattern(version), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+    return doomed

@@ -1,0 +1,154 @@
+import asyncio
+import shutil
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from loadtest import openloop, stack, stats
+from loadtest.workload import RequestFactory, load_catalog
+
+
+def test_arrival_offsets_are_evenly_spaced_and_split_round_robin() -> None:
+    offs = openloop.arrival_offsets(100.0, 0.5)
+    assert offs.size == 50
+    assert np.allclose(np.diff(offs), 0.01)
+    parts = openloop.split_offsets(offs, 3)
+    assert sorted(np.concatenate(parts).tolist()) == offs.tolist()
+    assert np.allclose(np.diff(parts[0]), 0.03)
+    assert openloop.arrival_offsets(0.0, 1.0).size == 0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_latency_counts_from_schedule_not_from_send() -> None:
+    # Three requests due at once on a server that serves one at a time, 5 s each: an
+    # open-loop generator sends all three at t=0 and sees 5, 10, 15 s. A closed-loop one
+    # would report 5, 5, 5 (coordinated omission).
+    clock = FakeClock()
+    order: list[int] = []
+
+    async def fire(i: int) -> tuple[str, bool]:
+        order.append(i)
+        clock.now += 5.0
+        return "OK", i == 1
+
+    res = asyncio.run(openloop.run_schedule([0.0, 0.0, 0.0], fire, start=0.0, clock=clock))
+    assert res.latency_s.tolist() == [5.0, 10.0, 15.0]
+    assert res.send_lag_s.tolist() == [0.0, 0.0, 0.0]
+    assert res.max_in_flight == 3
+    assert res.degraded.tolist() == [False, True, False]
+    assert res.codes == ["OK", "OK", "OK"]
+
+
+def test_late_send_is_charged_to_the_request() -> None:
+    # The generator itself is 2 s late for every request (e.g. starved of CPU).
+    clock = FakeClock()
+    clock.now = 2.0
+
+    async def fire(i: int) -> tuple[str, bool]:
+        return "UNAVAILABLE", False
+
+    res = asyncio.run(openloop.run_schedule([0.0, 0.5], fire, start=0.0, clock=clock))
+    assert res.send_lag_s.tolist() == [2.0, 1.5]
+    assert res.latency_s.tolist() == [2.0, 1.5]
+    assert res.codes == ["UNAVAILABLE", "UNAVAILABLE"]
+
+
+def test_requests_do_not_wait_for_earlier_ones() -> None:
+    async def slow(i: int) -> tuple[str, bool]:
+        await asyncio.sleep(0.1)
+        return "OK", False
+
+    async def go() -> openloop.ScheduleResult:
+        loop = asyncio.get_running_loop()
+        return await openloop.run_schedule([0.0, 0.02, 0.04], slow, start=loop.time(),
+                                           clock=loop.time)
+
+    assert asyncio.run(go()).max_in_flight == 3
+
+
+def test_h2load_log_reconstruction_adds_back_send_delay() -> None:
+    # Due every 10 ms; h2load held requests 4..8 back and sent them together at 80 ms.
+    starts = np.array([0.0, 0.01, 0.02, 0.03, 0.08, 0.08, 0.08, 0.08, 0.08, 0.09])
+    elapsed = np.full(10, 0.002)
+    shuffle = np.random.default_rng(0).permutation(10)
+    lat, lag = openloop.reconstruct_latency(starts[shuffle], elapsed[shuffle])
+    assert lag.tolist() == pytest.approx([0, 0, 0, 0, 0.04, 0.03, 0.02, 0.01, 0, 0])
+    assert lat[4] == pytest.approx(0.042)
+    even, even_lag = openloop.reconstruct_latency(np.arange(5) * 0.01, np.full(5, 0.003))
+    assert even_lag.tolist() == pytest.approx([0.0] * 5)
+    assert openloop.grpc_frame(b"ab") == b"\x00\x00\x00\x00\x02ab"
+
+
+def step(rate: float, p99_ms: float, errors: int = 0, achieved: float | None = None) -> openloop.StepResult:
+    lat = stats.LatencySummary(100, p99_ms / 2, p99_ms / 2, p99_ms, p99_ms, p99_ms, p99_ms)
+    return openloop.StepResult(
+        offered_qps=rate, achieved_qps=rate if achieved is None else achieved, requests=100,
+        errors=errors, error_codes={}, degraded_fraction=0.0, latency=lat, send_lag_p99_ms=0.0,
+        window_s=1.0, generator="fake", generator_cpu_ms_per_req=0.0, generator_cores=0.0,
+        stack_cpu_ms_per_req=1.0, stack_cpu_ms_per_req_by_process={}, stack_cores=0.1,
+        machine_busy_cores=0.1, other_cores=0.0,
+    )
+
+
+def model(knee: float) -> Callable[[float], openloop.StepResult]:
+    """p99 10 ms below the knee, then climbing 1 ms per QPS."""
+    return lambda r: step(r, 10.0 + max(0.0, r - knee))
+
+
+def test_step_search_brackets_each_slo() -> None:
+    measured: list[float] = []
+
+    def measure(r: float) -> openloop.StepResult:
+        measured.append(r)
+        return model(500.0)(r)
+
+    steps, best = openloop.step_search(measure, 100, 2.0, 10_000, [200.0, 50.0], refine=6)
+    # Limits: p99 <= 50 up to rate 540, <= 200 up to rate 690.
+    assert best[50.0] is not None and 500 <= best[50.0] <= 540
+    assert best[200.0] is not None and 640 <= best[200.0] <= 690
+    assert [s.offered_qps for s in steps] == sorted(set(measured))
+    assert max(measured) <= 10_000
+
+
+def test_step_search_errors_and_throughput_fail_a_step() -> None:
+    assert not step(100, 5.0, errors=1).passes(200)
+    assert not step(100, 5.0, achieved=90.0).passes(200)
+    assert step(100, 5.0, achieved=96.0).passes(200)
+    # A lucky pass above a failure is not capacity.
+    results = {100.0: step(100, 5), 200.0: step(200, 500), 300.0: step(300, 5)}
+    assert openloop.best_rate(results, 50) == 100.0
+    _, best = openloop.step_search(model(0.0), 300, 2.0, 10_000, [50.0], refine=0)
+    assert best[50.0] is None
+
+
+def test_step_search_never_exceeds_max_rate() -> None:
+    steps, best = openloop.step_search(model(1e9), 100, 2.0, 1000, [50.0], refine=3)
+    assert [s.offered_qps for s in steps] == [100, 200, 400, 800]
+    assert best[50.0] == 800
+
+
+@pytest.mark.parametrize("kind", ["python", "h2load"])
+def test_runner_against_echo_server(kind: str) -> None:
+    if kind == "h2load" and shutil.which("h2load") is None:
+        pytest.skip("h2load (nghttp2-client) not installed")
+    pool = list(RequestFactory(load_catalog(), seed=1).recommend_pool(20))
+    with stack.echo_server() as echo:
+        gen = openloop.make_generator(kind, echo.target, pool, workers=2, timeout_s=5.0)
+        try:
+            res = openloop.Runner(echo, gen, duration_s=1.0).measure(40.0)
+        finally:
+            gen.close()
+    assert res.requests == 40
+    assert res.errors == 0
+    assert res.generator == kind
+    assert res.stack_cpu_ms_per_req is not None and res.stack_cpu_ms_per_req >= 0
+    assert set(res.stack_cpu_ms_per_req_by_process) == {"echo"}
+    assert res.latency.count == 40
