@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -75,7 +76,9 @@ def exact_topk(db: np.ndarray, queries: np.ndarray, k: int, chunk: int = 65536) 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean over queries of |found ∩ truth| / K (ids < 0 are padding, never a hit)."""
-    hits = sum(len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    hits = sum(
+        len(set(f[f >= 0].tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True)
+    )
     return hits / truth.size
 
 
@@ -131,17 +134,31 @@ def movielens(bundles: Path, data_dir: Path, nq: int, seed: int = 0) -> Dataset:
         pos = {item: i for i, item in enumerate(b.item_ids)}
         users = [u for u in catalog.user_ids if any(i in pos for i in catalog.histories.get(u, []))]
         picked = rng.choice(len(users), size=min(nq, len(users)), replace=False)
-        queries = np.stack([
-            query_vector(b.input_vectors[[pos[i] for i in catalog.histories[users[j]] if i in pos]], b.query)
-            for j in picked
-        ])
+        queries = np.stack(
+            [
+                query_vector(
+                    b.input_vectors[[pos[i] for i in catalog.histories[users[j]] if i in pos]],
+                    b.query,
+                )
+                for j in picked
+            ]
+        )
         src = f"bundle {bundle_dir.name} ({'scann/dataset.npy' if scann_db.exists() else 'input vectors'})"
     else:
         from gensim.models import Word2Vec
 
         seqs = [catalog.histories[u] for u in catalog.user_ids]
-        model = Word2Vec(seqs, vector_size=64, window=5, min_count=1, sg=1, negative=5,
-                         epochs=20, workers=BUILD_THREADS, seed=seed)
+        model = Word2Vec(
+            seqs,
+            vector_size=64,
+            window=5,
+            min_count=1,
+            sg=1,
+            negative=5,
+            epochs=20,
+            workers=BUILD_THREADS,
+            seed=seed,
+        )
         order = [model.wv.key_to_index[i] for i in catalog.item_ids]
         db = model.syn1neg[order]
         qi = rng.choice(len(catalog.item_ids), size=min(nq, len(catalog.item_ids)), replace=False)
@@ -177,28 +194,44 @@ def scann_method(ds: Dataset) -> tuple[float, float, Iterator[tuple[dict[str, An
     builder.set_n_training_threads(BUILD_THREADS)
     tree = n >= 20_000
     if tree:
-        leaves = int(round(np.sqrt(n)))
-        builder = builder.tree(num_leaves=leaves, num_leaves_to_search=leaves // 20,
-                               training_sample_size=min(n, 250_000), spherical=ds.normalized)
-    searcher = builder.score_ah(2, anisotropic_quantization_threshold=0.2,
-                                training_sample_size=min(n, 250_000)).reorder(400).build()
+        leaves = round(math.sqrt(n))
+        builder = builder.tree(
+            num_leaves=leaves,
+            num_leaves_to_search=leaves // 20,
+            training_sample_size=min(n, 250_000),
+            spherical=ds.normalized,
+        )
+    searcher = (
+        builder.score_ah(
+            2, anisotropic_quantization_threshold=0.2, training_sample_size=min(n, 250_000)
+        )
+        .reorder(400)
+        .build()
+    )
     build_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         searcher.serialize(tmp)
         mb = _dir_mb(Path(tmp))
 
     def configs() -> Iterator[tuple[dict[str, Any], Search]]:
-        if tree:
-            for leaves_to_search in (4, 8, 16, 32, 64, 128):
-                for pre in (50, 100, 200):
-                    yield ({"leaves_to_search": leaves_to_search, "reorder": pre},
-                           lambda q, ls=leaves_to_search, p=pre: searcher.search(
-                               q, final_num_neighbors=K, pre_reorder_num_neighbors=p,
-                               leaves_to_search=ls)[0])
-        else:
-            for pre in (10, 20, 40, 80, 160, 400):
-                yield ({"reorder": pre}, lambda q, p=pre: searcher.search(
-                    q, final_num_neighbors=K, pre_reorder_num_neighbors=p)[0])
+        # ScaNN takes its search-time parameters per call; leaves only exist with a tree.
+        grid = (
+            [(ls, pre) for ls in (4, 8, 16, 32, 64, 128) for pre in (50, 100, 200)]
+            if tree
+            else [(None, pre) for pre in (10, 20, 40, 80, 160, 400)]
+        )
+        for leaves_to_search, pre in grid:
+
+            def search(
+                q: np.ndarray, ls: int | None = leaves_to_search, p: int = pre
+            ) -> np.ndarray:
+                kwargs = {"leaves_to_search": ls} if ls is not None else {}
+                return searcher.search(
+                    q, final_num_neighbors=K, pre_reorder_num_neighbors=p, **kwargs
+                )[0]
+
+            params = {"reorder": pre} | ({"leaves_to_search": leaves_to_search} if tree else {})
+            yield params, search
 
     return build_s, mb, configs()
 
@@ -210,7 +243,10 @@ def faiss_ivfpq_method(ds: Dataset) -> tuple[float, float, Iterator[tuple[dict[s
     nlist = int(max(16, round(np.sqrt(n) * (2 if n >= 100_000 else 1))))
     faiss.omp_set_num_threads(BUILD_THREADS)
     t0 = time.perf_counter()
-    index = faiss.index_factory(d, f"IVF{nlist},PQ{d // 2}x4fs,RFlat", faiss.METRIC_INNER_PRODUCT)
+    # Any: the IndexRefine wrapper (k_factor) is not in faiss' type hints.
+    index: Any = faiss.index_factory(
+        d, f"IVF{nlist},PQ{d // 2}x4fs,RFlat", faiss.METRIC_INNER_PRODUCT
+    )
     sample = ds.db[np.random.default_rng(0).permutation(n)[: min(n, 200_000)]]
     index.train(sample)
     index.add(ds.db)
@@ -227,8 +263,10 @@ def faiss_ivfpq_method(ds: Dataset) -> tuple[float, float, Iterator[tuple[dict[s
             for k_factor in (8, 32, 128):
                 ivf.nprobe = nprobe
                 index.k_factor = k_factor
-                yield ({"nlist": nlist, "nprobe": nprobe, "k_factor": k_factor},
-                       lambda q: index.search(q[None], K)[1][0])
+                yield (
+                    {"nlist": nlist, "nprobe": nprobe, "k_factor": k_factor},
+                    lambda q: index.search(q[None], K)[1][0],
+                )
 
     return build_s, mb, configs()
 
@@ -251,8 +289,10 @@ def hnswlib_method(ds: Dataset) -> tuple[float, float, Iterator[tuple[dict[str, 
     def configs() -> Iterator[tuple[dict[str, Any], Search]]:
         for ef in (10, 20, 40, 80, 160, 320):
             index.set_ef(ef)
-            yield ({"M": 16, "ef_construction": 100, "ef": ef},
-                   lambda q: index.knn_query(q, k=K)[0][0])
+            yield (
+                {"M": 16, "ef_construction": 100, "ef": ef},
+                lambda q: index.knn_query(q, k=K)[0][0],
+            )
 
     return build_s, mb, configs()
 
@@ -310,13 +350,22 @@ def table(results: list[MethodResult]) -> list[dict[str, Any]]:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = "| method | build s | index MB | " + " | ".join(
-        f"QPS @ recall {t:.2f}" for t in RECALL_TARGETS) + " |"
+    head = (
+        "| method | build s | index MB | "
+        + " | ".join(f"QPS @ recall {t:.2f}" for t in RECALL_TARGETS)
+        + " |"
+    )
     lines = [head, "|---|---:|---:|" + "---:|" * len(RECALL_TARGETS)]
     for r in rows:
-        cells = [f"{r[f'qps_at_{t:.2f}']:,.0f}" if r[f"qps_at_{t:.2f}"] else "not reached"
-                 for t in RECALL_TARGETS]
-        lines.append(f"| {r['method']} | {r['build_s']:.1f} | {r['index_mb']:.0f} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{r[f'qps_at_{t:.2f}']:,.0f}" if r[f"qps_at_{t:.2f}"] else "not reached"
+            for t in RECALL_TARGETS
+        ]
+        lines.append(
+            f"| {r['method']} | {r['build_s']:.1f} | {r['index_mb']:.0f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -339,7 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     doc: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, "-m", "loadtest.ann_bench", *sys.argv[1:]]),
+            "command": " ".join(
+                [Path(sys.executable).name, "-m", "loadtest.ann_bench", *sys.argv[1:]]
+            ),
             "machine": f"{platform.node()} {os.cpu_count()} CPUs",
             "k": K,
             "batch_size": 1,
@@ -353,16 +404,18 @@ def main(argv: list[str] | None = None) -> None:
         results = run_dataset(ds)
         rows = table(results)
         print(markdown_table(rows))
-        doc["datasets"].append({
-            "name": ds.name,
-            "note": ds.note,
-            "n": int(ds.db.shape[0]),
-            "dim": int(ds.db.shape[1]),
-            "queries": int(ds.queries.shape[0]),
-            "methods": [asdict(r) for r in results],
-            "table": rows,
-            "table_md": markdown_table(rows),
-        })
+        doc["datasets"].append(
+            {
+                "name": ds.name,
+                "note": ds.note,
+                "n": int(ds.db.shape[0]),
+                "dim": int(ds.db.shape[1]),
+                "queries": int(ds.queries.shape[0]),
+                "methods": [asdict(r) for r in results],
+                "table": rows,
+                "table_md": markdown_table(rows),
+            }
+        )
         del ds
     doc["meta"]["load_average_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

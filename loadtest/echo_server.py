@@ -14,21 +14,22 @@ import signal
 from pathlib import Path
 
 import grpc
+
 from recserve.v1 import recommender_pb2, recommender_pb2_grpc
 
 
 class EchoRecommender(recommender_pb2_grpc.RecommenderServiceServicer):
-    async def Recommend(  # type: ignore[override]
+    async def Recommend(  # noqa: N802
         self, request: recommender_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> recommender_pb2.RecommendResponse:
         return recommender_pb2.RecommendResponse()
 
-    async def RecordEvents(  # type: ignore[override]
+    async def RecordEvents(  # noqa: N802
         self, request: recommender_pb2.RecordEventsRequest, context: grpc.aio.ServicerContext
     ) -> recommender_pb2.RecordEventsResponse:
         return recommender_pb2.RecordEventsResponse(accepted=len(request.events))
 
-    async def GetSimilarItems(  # type: ignore[override]
+    async def GetSimilarItems(  # noqa: N802
         self, request: recommender_pb2.GetSimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> recommender_pb2.GetSimilarItemsResponse:
         return recommender_pb2.GetSimilarItemsResponse()

@@ -88,11 +88,7 @@ def plain_metric_replicas(
         for pod in unready:
             filled[pod] = 0.0
     new_ratio = sum(filled.values()) / len(filled) / target
-    if (
-        abs(1.0 - new_ratio) <= tolerance
-        or (ratio < 1.0 < new_ratio)
-        or (ratio > 1.0 > new_ratio)
-    ):
+    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
         return current
     new = math.ceil(new_ratio * len(filled))
     if (new_ratio < 1.0 and new > current) or (new_ratio > 1.0 and new < current):
@@ -133,7 +129,11 @@ class HpaController:
     def _limit(self, now: float, current: int, rules: ScalingRules, up: bool) -> int:
         if rules.select == "Disabled":
             return current
-        pick = (min if rules.select == "Min" else max) if up else (max if rules.select == "Min" else min)
+        pick = (
+            (min if rules.select == "Min" else max)
+            if up
+            else (max if rules.select == "Min" else min)
+        )
         proposals = []
         for p in rules.policies:
             start = (
@@ -225,10 +225,17 @@ def simulate(
         g += per_pod if ready else 0.0
         if t % pipeline.scrape_s == 0:
             scrapes.append((t, g))
-            scrapes = [s for s in scrapes if s[0] > t - pipeline.rate_window_s - 2 * pipeline.adapter_delay_s - pipeline.scrape_s]
+            scrapes = [
+                s
+                for s in scrapes
+                if s[0]
+                > t - pipeline.rate_window_s - 2 * pipeline.adapter_delay_s - pipeline.scrape_s
+            ]
         if t % spec.sync_s == 0 and t > 0:
             visible_until = t - pipeline.adapter_delay_s
-            window = [s for s in scrapes if visible_until - pipeline.rate_window_s < s[0] <= visible_until]
+            window = [
+                s for s in scrapes if visible_until - pipeline.rate_window_s < s[0] <= visible_until
+            ]
             metrics: dict[str, float] = {}
             unready: set[str] = set()
             missing: set[str] = set()
@@ -243,14 +250,18 @@ def simulate(
                 metrics[p] = (mine[-1][1] - mine[0][1]) / (mine[-1][0] - mine[0][0])
             if metrics:
                 seen = sum(metrics.values()) / len(metrics)
-            raw = plain_metric_replicas(metrics, unready, len(pods), spec.target, spec.tolerance, missing)
+            raw = plain_metric_replicas(
+                metrics, unready, len(pods), spec.target, spec.tolerance, missing
+            )
             desired = controller.decide(t, raw, len(pods))
             while len(pods) < desired:
                 pods[f"p{next_id}"] = t + start_delay_s
                 next_id += 1
             if len(pods) > desired:
                 # ReplicaSet deletes not-yet-ready and newest pods first.
-                victims = sorted(pods, key=lambda p: (pods[p] <= t, -pods[p]))[: len(pods) - desired]
+                victims = sorted(pods, key=lambda p: (pods[p] <= t, -pods[p]))[
+                    : len(pods) - desired
+                ]
                 for p in victims:
                     del pods[p]
         out_t.append(t)
@@ -259,7 +270,12 @@ def simulate(
         out_ready.append(len(ready))
         out_pp.append(per_pod)
         out_seen.append(seen)
-    return SimResult(*(np.asarray(a, dtype=np.float64) for a in (out_t, out_l, out_r, out_ready, out_pp, out_seen)))
+    return SimResult(
+        *(
+            np.asarray(a, dtype=np.float64)
+            for a in (out_t, out_l, out_r, out_ready, out_pp, out_seen)
+        )
+    )
 
 
 # --- load shapes -----------------------------------------------------------------------------
@@ -274,7 +290,9 @@ def diurnal(queries_per_day: float = 84e6, peak_to_mean: float = 1.5) -> Callabl
     return lambda t: mean * (1.0 - amp * math.cos(2 * math.pi * t / DAY_S))
 
 
-def spike(base: float, factor: float = 3.0, at_s: int = 1800, length_s: int = 1800) -> Callable[[float], float]:
+def spike(
+    base: float, factor: float = 3.0, at_s: int = 1800, length_s: int = 1800
+) -> Callable[[float], float]:
     """Step from base to factor x base at at_s, back after length_s: a sudden 3x spike."""
     return lambda t: base * (factor if at_s <= t < at_s + length_s else 1.0)
 
@@ -380,14 +398,11 @@ def run_scenario(
     # A request's p99 is predicted from its busiest stage: the utilization of the service
     # whose pods are most loaded, read off the bench's p99-vs-utilization curve.
     util = np.max(
-        [
-            sims[s].per_pod * cap.cpu_ms_per_req[s] / 1000.0 / sizing.pod_cpu
-            for s in sims
-        ],
+        [sims[s].per_pod * cap.cpu_ms_per_req[s] / 1000.0 / sizing.pod_cpu for s in sims],
         axis=0,
     )
     p99 = np.array([stats.interpolate_curve(u, cap.p99_vs_utilization) for u in util])
-    pods_cpu = sum(sims[s].replicas for s in sims) * sizing.pod_cpu
+    pods_cpu = np.sum([sims[s].replicas for s in sims], axis=0) * sizing.pod_cpu
     nodes = np.array([nodes_for(c, sizing) for c in pods_cpu])
     node_hours = float(nodes.sum()) / 3600.0
     step = max(1, duration_s // 2000)  # keep the JSON small
@@ -403,10 +418,14 @@ def run_scenario(
         "mean_nodes": float(nodes.mean()),
         "max_nodes": int(nodes.max()),
         "node_hours": node_hours,
-        "monthly_cost_usd": float(nodes.mean()) * sizing.hours_per_month * sizing.price_per_node_hour,
+        "monthly_cost_usd": float(nodes.mean())
+        * sizing.hours_per_month
+        * sizing.price_per_node_hour,
         "seconds_p99_over_slo": int(np.sum(p99 > cap.slo_ms)),
         "seconds_over_capacity": int(np.sum(~np.isfinite(p99))),
-        "p99_ms_max_finite": float(np.max(p99[np.isfinite(p99)])) if np.isfinite(p99).any() else None,
+        "p99_ms_max_finite": float(np.max(p99[np.isfinite(p99)]))
+        if np.isfinite(p99).any()
+        else None,
         "series": {
             "t": t[::step].tolist(),
             "load": sims[next(iter(sims))].load[::step].tolist(),
@@ -418,45 +437,72 @@ def run_scenario(
     }
 
 
-def static_cost(peak_qps: float, targets: Mapping[str, Mapping[str, Any]], sizing: Sizing) -> dict[str, Any]:
+def static_cost(
+    peak_qps: float, targets: Mapping[str, Mapping[str, Any]], sizing: Sizing
+) -> dict[str, Any]:
     """Fixed replicas sized for the peak at the same per-pod targets (no autoscaling)."""
     pods = {s: max(2, math.ceil(peak_qps / tg["target_rps_per_pod"])) for s, tg in targets.items()}
     nodes = nodes_for(sum(pods.values()) * sizing.pod_cpu, sizing)
-    return {"pods": pods, "nodes": nodes,
-            "monthly_cost_usd": nodes * sizing.hours_per_month * sizing.price_per_node_hour}
+    return {
+        "pods": pods,
+        "nodes": nodes,
+        "monthly_cost_usd": nodes * sizing.hours_per_month * sizing.price_per_node_hour,
+    }
 
 
-def helm_targets(targets: Mapping[str, Mapping[str, Any]], cap: Capacity, sizing: Sizing,
-                 max_replicas: int) -> dict[str, Any]:
+def helm_targets(
+    targets: Mapping[str, Mapping[str, Any]], cap: Capacity, sizing: Sizing, max_replicas: int
+) -> dict[str, Any]:
     """The JSON the chart copies into values: autoscaling/v2 fields, per service."""
     services = {}
     for s, tg in targets.items():
         services[s] = {
-            "resources": {"requests": {"cpu": f"{int(sizing.pod_cpu * 1000)}m"},
-                          "limits": {"cpu": f"{int(sizing.pod_cpu * 1000)}m"}},
+            "resources": {
+                "requests": {"cpu": f"{int(sizing.pod_cpu * 1000)}m"},
+                "limits": {"cpu": f"{int(sizing.pod_cpu * 1000)}m"},
+            },
             "autoscaling": {
                 "enabled": True,
                 "minReplicas": 2,
                 "maxReplicas": max_replicas,
                 # Preferred: per-pod request rate via prometheus-adapter.
-                "metrics": [{
-                    "type": "Pods",
-                    "pods": {
-                        "metric": {"name": "recserve_requests_per_second"},
-                        "target": {"type": "AverageValue",
-                                   "averageValue": f"{int(tg['target_rps_per_pod'])}"},
-                    },
-                }],
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "recserve_requests_per_second"},
+                            "target": {
+                                "type": "AverageValue",
+                                "averageValue": f"{int(tg['target_rps_per_pod'])}",
+                            },
+                        },
+                    }
+                ],
                 # Fallback without an adapter: the same operating point as CPU utilization.
-                "cpuFallback": {"type": "Resource", "resource": {"name": "cpu", "target": {
-                    "type": "Utilization",
-                    "averageUtilization": tg["target_cpu_utilization_percent"]}}},
+                "cpuFallback": {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": tg["target_cpu_utilization_percent"],
+                        },
+                    },
+                },
                 "behavior": {
-                    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
-                                "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
-                                             {"type": "Percent", "value": 100, "periodSeconds": 15}]},
-                    "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
-                                  "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                    "scaleUp": {
+                        "stabilizationWindowSeconds": 0,
+                        "selectPolicy": "Max",
+                        "policies": [
+                            {"type": "Pods", "value": 4, "periodSeconds": 15},
+                            {"type": "Percent", "value": 100, "periodSeconds": 15},
+                        ],
+                    },
+                    "scaleDown": {
+                        "stabilizationWindowSeconds": 300,
+                        "selectPolicy": "Max",
+                        "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+                    },
                 },
             },
             "derivation": dict(tg),
@@ -485,17 +531,46 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     sizing = Sizing()
-    cap = capacity_from_openloop(json.loads(args.openloop.read_text()), args.slo_ms, args.bench_cpus)
+    cap = capacity_from_openloop(
+        json.loads(args.openloop.read_text()), args.slo_ms, args.bench_cpus
+    )
     targets = derive_targets(cap, sizing)
     pipe = Pipeline()
     day = diurnal()
     scenarios = [
-        run_scenario("diurnal 84M/day", day, DAY_S, targets, cap, sizing, args.start_delay_s, pipe,
-                     args.max_replicas),
-        run_scenario("3x spike, warm nodes", spike(1000.0), 5400, targets, cap, sizing,
-                     args.start_delay_s, pipe, args.max_replicas),
-        run_scenario("3x spike, node must be added", spike(1000.0), 5400, targets, cap, sizing,
-                     args.start_delay_s + args.node_delay_s, pipe, args.max_replicas),
+        run_scenario(
+            "diurnal 84M/day",
+            day,
+            DAY_S,
+            targets,
+            cap,
+            sizing,
+            args.start_delay_s,
+            pipe,
+            args.max_replicas,
+        ),
+        run_scenario(
+            "3x spike, warm nodes",
+            spike(1000.0),
+            5400,
+            targets,
+            cap,
+            sizing,
+            args.start_delay_s,
+            pipe,
+            args.max_replicas,
+        ),
+        run_scenario(
+            "3x spike, node must be added",
+            spike(1000.0),
+            5400,
+            targets,
+            cap,
+            sizing,
+            args.start_delay_s + args.node_delay_s,
+            pipe,
+            args.max_replicas,
+        ),
     ]
     peak = max(day(t) for t in range(0, DAY_S, 60))
     doc = {
@@ -509,17 +584,26 @@ def main(argv: list[str] | None = None) -> None:
         "targets": targets,
         "scenarios": scenarios,
         "static_peak": static_cost(peak, targets, sizing),
-        "reference": {"nodes": 30, "monthly_cost_usd_quoted": 5500,
-                      "monthly_cost_usd_at_price": 30 * sizing.hours_per_month * sizing.price_per_node_hour,
-                      "qps": 1200, "p50_ms": 25, "p99_ms": 65},
+        "reference": {
+            "nodes": 30,
+            "monthly_cost_usd_quoted": 5500,
+            "monthly_cost_usd_at_price": 30 * sizing.hours_per_month * sizing.price_per_node_hour,
+            "qps": 1200,
+            "p50_ms": 25,
+            "p99_ms": 65,
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    args.targets_out.write_text(json.dumps(helm_targets(targets, cap, sizing, args.max_replicas), indent=1) + "\n")
+    args.targets_out.write_text(
+        json.dumps(helm_targets(targets, cap, sizing, args.max_replicas), indent=1) + "\n"
+    )
     for sc in scenarios:
-        print(f"{sc['name']}: max replicas {sc['max_replicas']}, mean nodes {sc['mean_nodes']:.2f}, "
-              f"${sc['monthly_cost_usd']:,.0f}/month, {sc['seconds_p99_over_slo']} s over SLO, "
-              f"{sc['seconds_over_capacity']} s over capacity")
+        print(
+            f"{sc['name']}: max replicas {sc['max_replicas']}, mean nodes {sc['mean_nodes']:.2f}, "
+            f"${sc['monthly_cost_usd']:,.0f}/month, {sc['seconds_p99_over_slo']} s over SLO, "
+            f"{sc['seconds_over_capacity']} s over capacity"
+        )
     from loadtest import plots
 
     plots.plot_hpa(doc, args.png or args.out.with_suffix(".png"))

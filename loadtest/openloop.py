@@ -38,12 +38,12 @@ from typing import Protocol
 
 import grpc
 import numpy as np
-from recserve.v1 import recommender_pb2
 
 from loadtest import stack as stack_mod
 from loadtest import stats
 from loadtest.procstat import CpuSnapshot
 from loadtest.workload import RequestFactory, load_catalog
+from recserve.v1 import recommender_pb2
 
 RECOMMEND_PATH = "/recserve.v1.RecommenderService/Recommend"
 OK_CODES = {"OK", "0"}
@@ -57,7 +57,7 @@ def arrival_offsets(rate: float, duration_s: float) -> np.ndarray:
     """Seconds from the start at which each request is due: i / rate, evenly spaced."""
     if rate <= 0 or duration_s <= 0:
         return np.zeros(0)
-    return np.arange(int(math.floor(rate * duration_s))) / rate
+    return np.arange(math.floor(rate * duration_s)) / rate
 
 
 def split_offsets(offsets: np.ndarray, workers: int) -> list[np.ndarray]:
@@ -148,9 +148,7 @@ def _worker_main(conn: Connection, target: str, pool: list[bytes], timeout_s: fl
 
 async def _worker_loop(conn: Connection, target: str, pool: list[bytes], timeout_s: float) -> None:
     creds = stack_mod.channel_credentials()
-    channel = (
-        grpc.aio.secure_channel(target, creds) if creds else grpc.aio.insecure_channel(target)
-    )
+    channel = grpc.aio.secure_channel(target, creds) if creds else grpc.aio.insecure_channel(target)
     # Requests are pre-serialized bytes: the generator spends no CPU encoding them.
     call = channel.unary_unary(
         RECOMMEND_PATH,
@@ -233,7 +231,9 @@ def grpc_frame(message: bytes) -> bytes:
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 
-def reconstruct_latency(start_s: np.ndarray, elapsed_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reconstruct_latency(
+    start_s: np.ndarray, elapsed_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Latency from the scheduled send time for one h2load connection's log.
 
     h2load times a request from its actual send, so a send it delayed (timer starved of CPU,
@@ -302,18 +302,20 @@ class H2LoadGenerator:
             _, status, usage = os.wait4(p.pid, 0)
             p.returncode = os.waitstatus_to_exitcode(status)
             cpu += usage.ru_utime + usage.ru_stime
-        lats, lags, codes = [], [], Counter[str]()
+        lats: list[np.ndarray] = []
+        lags: list[np.ndarray] = []
+        codes: Counter[str] = Counter()
         first, last = math.inf, -math.inf
         for log in logs:
             rows = np.loadtxt(log, dtype=np.float64, ndmin=2) if log.stat().st_size else None
             if rows is None or rows.size == 0:
                 continue
-            start_s, status, elapsed_s = rows[:, 0] / 1e6, rows[:, 1], rows[:, 2] / 1e6
+            start_s, http_status, elapsed_s = rows[:, 0] / 1e6, rows[:, 1], rows[:, 2] / 1e6
             lat, lag = reconstruct_latency(start_s, elapsed_s)
             lats.append(lat)
             lags.append(lag)
             # HTTP 200 only says the call reached gRPC; grpc-status comes from server metrics.
-            codes.update("OK" if s == 200 else f"HTTP_{int(s)}" for s in status)
+            codes.update("OK" if s == 200 else f"HTTP_{int(s)}" for s in http_status)
             first = min(first, float(start_s.min()))
             last = max(last, float((start_s + elapsed_s).max()))
         expected = int(rate * duration_s)
@@ -384,6 +386,8 @@ def scrape(address: str | None) -> stats.Samples | None:
 
 
 def stage_breakdown(d: stats.Samples) -> dict[str, dict[str, float]]:
+    """Per gateway stage over the step: latency from its histogram, and the mean number of
+    queries per backend call when the gateway batches (recserve_batch_size)."""
     name = "recserve_stage_duration_seconds"
     out = {}
     for stage in stats.label_values(d, f"{name}_bucket", "stage"):
@@ -395,6 +399,9 @@ def stage_breakdown(d: stats.Samples) -> dict[str, dict[str, float]]:
                 "p50_ms": h.quantile(0.5) * 1e3,
                 "p99_ms": h.quantile(0.99) * 1e3,
             }
+            batch = stats.histogram(d, "recserve_batch_size", stage=stage)
+            if batch.count > 0:
+                out[stage]["batch_mean"] = batch.mean
     return out
 
 
@@ -421,13 +428,12 @@ class Runner:
         codes = Counter(raw.codes)
         degraded = raw.degraded
         if mdelta is not None and raw.degraded is None:
-            # h2load sees HTTP only: take grpc codes and degraded answers from the gateway.
-            rpc = "recserve_rpc_total"
+            # h2load sees HTTP only: take grpc codes and degraded answers from the gateway
+            # (the only server of a method named Recommend).
             by_code = {
                 dict(lb).get("code", ""): v
                 for (name, lb), v in mdelta.items()
-                if name == rpc and dict(lb).get("service") == "gateway"
-                and dict(lb).get("method") == "Recommend" and v > 0
+                if name == "recserve_rpc_total" and dict(lb).get("method") == "Recommend" and v > 0
             }
             for code, v in by_code.items():
                 if code not in OK_CODES:
@@ -597,7 +603,9 @@ def summarize(result: dict[str, dict[str, object]], slos_ms: Sequence[float]) ->
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--target", help="gateway host:port (default: $RECSERVE_TARGET, stack json)")
-    p.add_argument("--stack-json", type=Path, help="default: $RECSERVE_STACK_JSON or run/stack.json")
+    p.add_argument(
+        "--stack-json", type=Path, help="default: $RECSERVE_STACK_JSON or run/stack.json"
+    )
     p.add_argument("--no-stack", action="store_true", help="measure only the echo server")
     p.add_argument("--no-echo", action="store_true", help="skip the echo-server floor")
     p.add_argument("--generator", choices=("auto", "h2load", "python"), default="auto")
@@ -636,7 +644,9 @@ def main(argv: list[str] | None = None) -> None:
     doc = {
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": " ".join([Path(sys.executable).name, "-m", "loadtest.openloop", *sys.argv[1:]]),
+            "command": " ".join(
+                [Path(sys.executable).name, "-m", "loadtest.openloop", *sys.argv[1:]]
+            ),
             "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.processor()}".strip(),
             "load_average_at_end": os.getloadavg(),
             "catalog": catalog.source,

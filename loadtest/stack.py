@@ -42,7 +42,7 @@ class Stack:
         metrics = raw.get("metrics") or {}
         return cls(
             target=raw["gateway"],
-            pids={name: int(pid) for name, pid in (raw.get("pids") or {}).items()},
+            pids={name: int(pid) for name, pid in (raw.get("pids") or {}).items() if pid},
             gateway_metrics=metrics.get("gateway"),
             bundle=raw.get("bundle"),
         )

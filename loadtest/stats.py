@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ def interpolate_curve(x: float, points: Mapping[float, float]) -> float:
         raise ValueError("empty curve")
     if x <= xs[0]:
         return points[xs[0]]
-    for a, b in zip(xs, xs[1:], strict=False):
+    for a, b in itertools.pairwise(xs):
         if x <= b:
             return points[a] + (points[b] - points[a]) * (x - a) / (b - a)
     return math.inf

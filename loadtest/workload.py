@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from recserve.v1 import recommender_pb2, types_pb2
 
 INTER_IN_WHEEL = "recbole/dataset_example/ml-100k/ml-100k.inter"

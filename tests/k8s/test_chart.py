@@ -311,7 +311,7 @@ def test_checkov_no_failed_checks(tmp_path: Path) -> None:
         f.write_text("\n---\n".join(yaml.safe_dump(o) for o in chart.objects(chart.render_scenario(n))))
         files.append(str(f))
     proc = subprocess.run(
-        [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "--skip-download", "--quiet",
+        [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "--skip-download",
          "-o", "json", *[a for f in files for a in ("-f", f)]],
         capture_output=True, text=True, timeout=300,
     )
@@ -320,7 +320,7 @@ def test_checkov_no_failed_checks(tmp_path: Path) -> None:
     failed, skipped, passed = [], [], 0
     for r in reports:
         failed += r["results"]["failed_checks"]
-        skipped += r["results"]["skipped_checks"]
+        skipped += r["results"].get("skipped_checks", [])
         passed += r["summary"]["passed"]
     assert not failed, "\n".join(f"{c['check_id']} {c['resource']}" for c in failed)
     assert passed > 1000
@@ -348,7 +348,7 @@ def test_dockerfile_contract() -> None:
     final = text.split("AS runtime", 1)[1]
     assert re.search(r"^USER \$\{UID\}:\$\{UID\}$", final, re.M) and "ARG UID=10001" in final
     assert "pip" not in final and "apt-get" not in final  # no build tooling in the runtime stage
-    ignore = (REPO / ".dockerignore").read_text().split()
+    ignore = [ln for ln in (REPO / ".dockerignore").read_text().split("\n") if ln and not ln.startswith("#")]
     assert ignore[0] == "**" and "!services/**" in ignore
 
 

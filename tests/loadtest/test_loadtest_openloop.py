@@ -68,8 +68,9 @@ def test_requests_do_not_wait_for_earlier_ones() -> None:
 
     async def go() -> openloop.ScheduleResult:
         loop = asyncio.get_running_loop()
-        return await openloop.run_schedule([0.0, 0.02, 0.04], slow, start=loop.time(),
-                                           clock=loop.time)
+        return await openloop.run_schedule(
+            [0.0, 0.02, 0.04], slow, start=loop.time(), clock=loop.time
+        )
 
     assert asyncio.run(go()).max_in_flight == 3
 
@@ -82,19 +83,33 @@ def test_h2load_log_reconstruction_adds_back_send_delay() -> None:
     lat, lag = openloop.reconstruct_latency(starts[shuffle], elapsed[shuffle])
     assert lag.tolist() == pytest.approx([0, 0, 0, 0, 0.04, 0.03, 0.02, 0.01, 0, 0])
     assert lat[4] == pytest.approx(0.042)
-    even, even_lag = openloop.reconstruct_latency(np.arange(5) * 0.01, np.full(5, 0.003))
+    _, even_lag = openloop.reconstruct_latency(np.arange(5) * 0.01, np.full(5, 0.003))
     assert even_lag.tolist() == pytest.approx([0.0] * 5)
     assert openloop.grpc_frame(b"ab") == b"\x00\x00\x00\x00\x02ab"
 
 
-def step(rate: float, p99_ms: float, errors: int = 0, achieved: float | None = None) -> openloop.StepResult:
+def step(
+    rate: float, p99_ms: float, errors: int = 0, achieved: float | None = None
+) -> openloop.StepResult:
     lat = stats.LatencySummary(100, p99_ms / 2, p99_ms / 2, p99_ms, p99_ms, p99_ms, p99_ms)
     return openloop.StepResult(
-        offered_qps=rate, achieved_qps=rate if achieved is None else achieved, requests=100,
-        errors=errors, error_codes={}, degraded_fraction=0.0, latency=lat, send_lag_p99_ms=0.0,
-        window_s=1.0, generator="fake", generator_cpu_ms_per_req=0.0, generator_cores=0.0,
-        stack_cpu_ms_per_req=1.0, stack_cpu_ms_per_req_by_process={}, stack_cores=0.1,
-        machine_busy_cores=0.1, other_cores=0.0,
+        offered_qps=rate,
+        achieved_qps=rate if achieved is None else achieved,
+        requests=100,
+        errors=errors,
+        error_codes={},
+        degraded_fraction=0.0,
+        latency=lat,
+        send_lag_p99_ms=0.0,
+        window_s=1.0,
+        generator="fake",
+        generator_cpu_ms_per_req=0.0,
+        generator_cores=0.0,
+        stack_cpu_ms_per_req=1.0,
+        stack_cpu_ms_per_req_by_process={},
+        stack_cores=0.1,
+        machine_busy_cores=0.1,
+        other_cores=0.0,
     )
 
 

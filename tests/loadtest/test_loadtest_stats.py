@@ -91,3 +91,16 @@ def test_interpolate_curve() -> None:
     assert stats.interpolate_curve(0.1, curve) == 2.0
     assert stats.interpolate_curve(0.4, curve) == pytest.approx(6.0)
     assert stats.interpolate_curve(0.7, curve) == math.inf
+
+
+def test_stage_breakdown_from_gateway_histograms() -> None:
+    from loadtest.openloop import stage_breakdown
+
+    d = stats.delta(
+        stats.parse_exposition(EXPOSITION_AFTER), stats.parse_exposition(EXPOSITION_BEFORE)
+    )
+    out = stage_breakdown(d)
+    assert set(out) == {"candidates", "ranking"}
+    assert out["candidates"]["count"] == 20
+    assert out["candidates"]["mean_ms"] == pytest.approx(20.0)
+    assert out["ranking"]["p50_ms"] == pytest.approx(5.0)  # 4 samples in (0, 10 ms]

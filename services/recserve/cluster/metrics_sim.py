@@ -54,7 +54,7 @@ class Service:
             for reason in ("embedding_store_timeout", "candidates_unavailable", "ranking_timeout"):
                 self.degraded.labels(reason=reason)  # exported at 0 from the start
         self.model.labels(service=name, version=VERSION).set(1)
-        self.reloads.labels(service=name, outcome="success").inc()
+        self.reloads.labels(service=name, outcome="ok").inc()
         self.reloads.labels(service=name, outcome="error")
         start_http_server(port, addr="127.0.0.1", registry=reg)
 

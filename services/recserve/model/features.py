@@ -8,6 +8,10 @@ dense numeric columns:
 * numeric: the ANN score, its gap to the best candidate of the list, log(1 + rank in the list)
   and log(1 + item popularity), standardised with statistics fitted at training time.
 
+Hashed features take the value ``cross_value`` (crosses) or ``token_value`` (single tokens)
+instead of 1: with one L2 penalty for the whole model, a smaller value regularises that group
+more strongly, which is what the many sparse crosses need.
+
 Raw values go in (``age="24"``, ``genres=["Action", "Comedy"]``); `FeatureTransform` turns them
 into tokens (categorical values as they are, numbers into the bins fitted at training time), so
 Redis and the request context can hold plain values.
@@ -111,6 +115,8 @@ class FeatureSpec:
     numeric: tuple[str, ...] = NUMERIC_FEATURES
     numeric_mean: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     numeric_scale: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    cross_value: float = 1.0
+    token_value: float = 1.0
 
     def __post_init__(self) -> None:
         if not 8 <= self.hash_bits <= 26:
@@ -121,6 +127,8 @@ class FeatureSpec:
             raise ValueError("numeric_mean/numeric_scale must match the numeric features")
         if any(s <= 0 or not math.isfinite(s) for s in self.numeric_scale):
             raise ValueError("numeric_scale must be positive and finite")
+        if not (self.cross_value > 0 and self.token_value > 0):
+            raise ValueError("cross_value and token_value must be positive")
 
     @property
     def hashed_dim(self) -> int:
@@ -161,6 +169,8 @@ class FeatureSpec:
             "numeric": list(self.numeric),
             "numeric_mean": list(self.numeric_mean),
             "numeric_scale": list(self.numeric_scale),
+            "cross_value": self.cross_value,
+            "token_value": self.token_value,
         }
 
     @classmethod
@@ -173,6 +183,8 @@ class FeatureSpec:
             numeric=tuple(str(n) for n in data.get("numeric", NUMERIC_FEATURES)),
             numeric_mean=tuple(float(m) for m in data["numeric_mean"]),
             numeric_scale=tuple(float(s) for s in data["numeric_scale"]),
+            cross_value=float(data.get("cross_value", 1.0)),
+            token_value=float(data.get("token_value", 1.0)),
         )
 
 
@@ -273,7 +285,13 @@ class FeatureEncoder:
                 spec.hashed_dim + np.tile(np.arange(n_num, dtype=np.int64), n),
             ]
         )
-        vals = np.concatenate([np.ones(total * n_user + total + n * n_user), numeric.ravel()])
+        vals = np.concatenate(
+            [
+                np.full(total * n_user, spec.cross_value),
+                np.full(total + n * n_user, spec.token_value),
+                numeric.ravel(),
+            ]
+        )
         matrix = sparse.coo_matrix((vals, (rows, cols)), shape=(n, spec.dim)).tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
