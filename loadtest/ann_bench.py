@@ -371,7 +371,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--synthetic-n", type=int, default=100_000)
+    p.add_argument("--synthetic-n", type=int, default=100_000, help="0 skips the synthetic set")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--skip-movielens", action="store_true")
@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
     datasets: list[Callable[[], Dataset]] = []
     if not args.skip_movielens:
         datasets.append(lambda: movielens(args.bundles, args.data_dir, args.queries))
-    datasets.append(lambda: synthetic_clustered(args.synthetic_n, args.dim, args.queries))
+    if args.synthetic_n > 0:
+        datasets.append(lambda: synthetic_clustered(args.synthetic_n, args.dim, args.queries))
     doc: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),

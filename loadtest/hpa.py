@@ -308,9 +308,9 @@ class Capacity:
     slo_ms: float
     bench_cpus: int
     max_qps_at_slo: float
-    utilization_at_slo: float  # bench machine busy fraction at that rate (all tenants)
+    utilization_at_slo: float  # our processes' (stack + generator) share of the bench CPUs
     cpu_ms_per_req: dict[str, float]  # per service, at that rate
-    p99_vs_utilization: dict[float, float]  # machine busy fraction -> p99 ms, passing steps
+    p99_vs_utilization: dict[float, float]  # that share -> p99 ms, steps up to the limit
     p50_at_slo_ms: float
     p99_at_slo_ms: float
 
@@ -323,8 +323,14 @@ def capacity_from_openloop(doc: Mapping[str, Any], slo_ms: float, cpus: int) -> 
         raise SystemExit(f"openloop result has no rate meeting p99 <= {slo_ms} ms")
     steps = res["steps"]
     at = next(s for s in steps if s["offered_qps"] == best)
+
+    def own_share(s: Mapping[str, Any]) -> float:
+        # Our own CPU, not the machine's: other tenants of the shared bench box only make
+        # the measured latency worse at a given share, so this errs on the safe side.
+        return min(1.0, ((s["stack_cores"] or 0.0) + s["generator_cores"]) / cpus)
+
     curve = {
-        min(1.0, s["machine_busy_cores"] / cpus): s["latency"]["p99_ms"]
+        own_share(s): s["latency"]["p99_ms"]
         for s in steps
         if s["offered_qps"] <= best and s["errors"] == 0
     }
@@ -333,7 +339,7 @@ def capacity_from_openloop(doc: Mapping[str, Any], slo_ms: float, cpus: int) -> 
         slo_ms=slo_ms,
         bench_cpus=cpus,
         max_qps_at_slo=best,
-        utilization_at_slo=min(1.0, at["machine_busy_cores"] / cpus),
+        utilization_at_slo=own_share(at),
         cpu_ms_per_req={k: v for k, v in at["stack_cpu_ms_per_req_by_process"].items() if v > 0},
         p99_vs_utilization=dict(sorted(curve.items())),
         p50_at_slo_ms=at["latency"]["p50_ms"],

@@ -57,7 +57,9 @@ class FakeRest:
         self.routes.append((method, re.compile(pattern + r"$"), h))
         return self
 
-    def request(self, method, url, headers=None, body=None, post_params=None, _request_timeout=None):
+    def request(
+        self, method, url, headers=None, body=None, post_params=None, _request_timeout=None
+    ):
         u = urlparse(url)
         path = unquote(u.path)
         call = Call(method, path, parse_qs(u.query), body)
@@ -67,14 +69,17 @@ class FakeRest:
                 status, payload = handler(call)
                 break
         else:
-            status, payload = 404, {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "status": "Failure",
-                "reason": "NotFound",
-                "code": 404,
-                "message": f"no fixture for {method} {path}",
-            }
+            status, payload = (
+                404,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "code": 404,
+                    "message": f"no fixture for {method} {path}",
+                },
+            )
         if isinstance(payload, str):
             data, ctype = payload.encode(), "text/plain; version=0.0.4; charset=utf-8"
         else:

@@ -99,7 +99,9 @@ def _peer_matches(peer: Mapping[str, Any], policy_ns: str, ep: Endpoint) -> bool
     return ns_ok and selector_matches(pod_sel or {}, ep.labels)
 
 
-def _port_matches(rule_ports: Sequence[Mapping[str, Any]] | None, dst: Endpoint, port: Port) -> bool:
+def _port_matches(
+    rule_ports: Sequence[Mapping[str, Any]] | None, dst: Endpoint, port: Port
+) -> bool:
     if not rule_ports:
         return True
     for rp in rule_ports:
@@ -119,8 +121,12 @@ def _port_matches(rule_ports: Sequence[Mapping[str, Any]] | None, dst: Endpoint,
 
 
 def _rules_admit(
-    rules: Iterable[Mapping[str, Any]], peer_key: str, policy_ns: str, peer: Endpoint,
-    dst: Endpoint, port: Port,
+    rules: Iterable[Mapping[str, Any]],
+    peer_key: str,
+    policy_ns: str,
+    peer: Endpoint,
+    dst: Endpoint,
+    port: Port,
 ) -> bool:
     for rule in rules:
         peers = rule.get(peer_key)
@@ -131,16 +137,22 @@ def _rules_admit(
     return False
 
 
-def allowed(policies: Sequence[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: Port) -> bool:
+def allowed(
+    policies: Sequence[Mapping[str, Any]], src: Endpoint, dst: Endpoint, port: Port
+) -> bool:
     ingress = [p for p in policies if "Ingress" in _policy_types(p) and _selects(p, dst)]
     if ingress and not any(
-        _rules_admit(p["spec"].get("ingress") or [], "from", p["metadata"]["namespace"], src, dst, port)
+        _rules_admit(
+            p["spec"].get("ingress") or [], "from", p["metadata"]["namespace"], src, dst, port
+        )
         for p in ingress
     ):
         return False
     egress = [p for p in policies if "Egress" in _policy_types(p) and _selects(p, src)]
     return not egress or any(
-        _rules_admit(p["spec"].get("egress") or [], "to", p["metadata"]["namespace"], dst, dst, port)
+        _rules_admit(
+            p["spec"].get("egress") or [], "to", p["metadata"]["namespace"], dst, dst, port
+        )
         for p in egress
     )
 

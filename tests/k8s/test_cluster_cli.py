@@ -60,7 +60,8 @@ def test_status_reports_replicas_hpa_and_versions() -> None:
     assert all(p.service != "redis" for s in st.services for p in s.pods)
     list_calls = [c for c in fake.calls if c.path.endswith(("/deployments", "/pods"))]
     assert all(
-        c.query["labelSelector"] == ["app.kubernetes.io/name=recserve,app.kubernetes.io/instance=recserve"]
+        c.query["labelSelector"]
+        == ["app.kubernetes.io/name=recserve,app.kubernetes.io/instance=recserve"]
         for c in list_calls
     )
     # metrics were read through the API server pod proxy on the metrics port
@@ -154,7 +155,7 @@ def test_rollout_without_trainer_cronjob_fails_clearly() -> None:
     fake = FakeRest().on(
         "GET", f"/apis/batch/v1{NS}/cronjobs", (200, {"kind": "CronJobList", "items": []})
     )
-    with pytest.raises(RolloutError, match="trainer.enabled"):
+    with pytest.raises(RolloutError, match=r"trainer\.enabled"):
         rollout(apis_for(fake), "recserve", "recserve", "v1")
 
 
@@ -172,9 +173,7 @@ class FakeClock:
 def test_wait_for_job_complete_and_failed() -> None:
     clock = FakeClock()
     fake = _rollout_cluster(["running", "running", "complete"])
-    wait_for_job(
-        apis_for(fake), "recserve", "j", timeout_s=60, sleep=clock.sleep, clock=clock
-    )
+    wait_for_job(apis_for(fake), "recserve", "j", timeout_s=60, sleep=clock.sleep, clock=clock)
     assert clock.t == 4.0
     fake = _rollout_cluster(["running", "failed"])
     with pytest.raises(RolloutError, match="BackoffLimitExceeded"):
@@ -247,3 +246,14 @@ def test_model_versions_from_metrics_ignores_inactive_series() -> None:
         'recserve_model_info{service="candidates",version="a"} 0.0\n'
     )
     assert model_versions_from_metrics(text) == ["b"]
+
+
+def test_cronjob_fixture_matches_the_chart() -> None:
+    """The rollout copies the chart's CronJob; the fixture must be that CronJob
+    (regenerate with tests/k8s/fixtures/generate.py after chart changes)."""
+    from recserve.cluster import chart
+
+    (cron,) = [
+        o for o in chart.objects(chart.render({}, namespace="recserve")) if o["kind"] == "CronJob"
+    ]
+    assert fixture("cronjobs.json")["items"][0]["spec"] == cron["spec"]

@@ -23,9 +23,11 @@ groups:
         expr: histogram_quantile(0.99, sum by (namespace, service, le) (rate(recserve_rpc_duration_seconds_bucket{ {{- $ns -}} }[5m])))
       - record: recserve:stage_latency_seconds:p99_5m
         expr: histogram_quantile(0.99, sum by (namespace, stage, le) (rate(recserve_stage_duration_seconds_bucket{ {{- $ns -}} }[5m])))
+      # Fallbacks caused by a failing dependency; cold_start (unknown user or items) is
+      # expected behaviour, not degradation of the service.
       - record: recserve:degraded:rate5m
         expr: |-
-          sum by (namespace) (rate(recserve_degraded_total{ {{- $ns -}} }[5m]))
+          sum by (namespace) (rate(recserve_degraded_total{ {{- $ns }}, reason!="cold_start"}[5m]))
           or sum by (namespace) (rate(recserve_rpc_total{ {{- $ns }}, service="gateway"}[5m])) * 0
       - record: recserve:degraded_ratio:rate5m
         expr: |-
@@ -56,7 +58,7 @@ groups:
         labels:
           severity: warning
         annotations:
-          summary: recserve serves degraded (fallback) responses above {{ mulf .Values.slo.degradedRatio 100 }}%
+          summary: recserve serves fallback responses (dependency down) above {{ mulf .Values.slo.degradedRatio 100 }}%
           description: {{ "{{ $value | humanizePercentage }} of gateway responses are degraded; see recserve_degraded_total by reason." | quote }}
       - alert: RecserveNoTraffic
         expr: recserve:rpc_requests:rate5m{ {{- $ns }}, service="gateway"} == 0

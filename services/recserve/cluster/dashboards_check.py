@@ -12,6 +12,7 @@ kube-state-metrics (`kube_*`) exist only in a cluster: they must parse and evalu
 reported as cluster-only.
 
     python -m recserve.cluster.dashboards_check --targets gateway=127.0.0.1:9464,candidates=127.0.0.1:9465
+    python -m recserve.cluster.dashboards_check --stack-json run/stack.json   # after `make up`
     python -m recserve.cluster.dashboards_check --simulate      # emulated exporters (tests)
 
 Each target is scraped with the labels a ServiceMonitor gives it in a cluster:
@@ -47,8 +48,20 @@ DASHBOARDS_DIR = REPO / "helm" / "recserve" / "dashboards"
 ADAPTER_VALUES = REPO / "helm" / "prometheus-adapter-values.yaml"
 CLUSTER_ONLY_PREFIXES = ("kube_", "container_", "kubelet_", "node_")
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "inf", "nan", "atan2",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "atan2",
 }
 
 
@@ -219,18 +232,28 @@ class Prometheus:
         for t in self.targets:
             i = pods.get(t.service, 0)
             pods[t.service] = i + 1
-            static.append({
-                "targets": [t.address],
-                "labels": {
-                    "namespace": self.namespace,
-                    "service": t.service,
-                    "pod": f"{t.service.replace('_', '-')}-{i}",
-                },
-            })
+            static.append(
+                {
+                    "targets": [t.address],
+                    "labels": {
+                        "namespace": self.namespace,
+                        "service": t.service,
+                        "pod": f"{t.service.replace('_', '-')}-{i}",
+                    },
+                }
+            )
         cfg: dict[str, Any] = {
-            "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
             "scrape_configs": [
-                {"job_name": "recserve", "honor_labels": True, "metrics_path": "/metrics", "static_configs": static}
+                {
+                    "job_name": "recserve",
+                    "honor_labels": True,
+                    "metrics_path": "/metrics",
+                    "static_configs": static,
+                }
             ],
         }
         if self.rule_groups:
@@ -246,7 +269,7 @@ class Prometheus:
             for g in groups["groups"]:
                 g["interval"] = self.scrape_interval  # evaluate quickly here
             (d / "rules.yaml").write_text(yaml.safe_dump(groups, sort_keys=False))
-        self._log = open(d / "prometheus.log", "wb")  # noqa: SIM115 - closed in __exit__
+        self._log = open(d / "prometheus.log", "wb")
         self._proc = subprocess.Popen(
             [
                 self.binary,
@@ -263,11 +286,15 @@ class Prometheus:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(d / 'prometheus.log').read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return self
+                raise RuntimeError(
+                    f"prometheus exited: {(d / 'prometheus.log').read_text()[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r,
+            ):
+                if r.status == 200:
+                    return self
             time.sleep(0.2)
         self.__exit__(None, None, None)
         raise RuntimeError("prometheus did not become ready in 30 s")
@@ -362,8 +389,15 @@ def simulated_targets(duration_s: float = 300.0) -> Iterator[list[Target]]:
     services = ["gateway", "embedding_store", "candidates", "ranking"]
     ports = [free_port() for _ in services]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recserve.cluster.metrics_sim", "--duration", str(duration_s),
-         "--ports", ",".join(f"{s}={p}" for s, p in zip(services, ports, strict=True))],
+        [
+            sys.executable,
+            "-m",
+            "recserve.cluster.metrics_sim",
+            "--duration",
+            str(duration_s),
+            "--ports",
+            ",".join(f"{s}={p}" for s, p in zip(services, ports, strict=True)),
+        ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -377,27 +411,87 @@ def simulated_targets(duration_s: float = 300.0) -> Iterator[list[Target]]:
             proc.wait()
 
 
+@contextlib.contextmanager
+def background_load(
+    gateway: str, *, max_seconds: float = 120.0, max_requests: int = 20_000, rate: float = 50.0
+) -> Iterator[dict[str, int]]:
+    """Recommend calls against `gateway` in a thread until the block exits (bounded in time
+    and count); yields counters {"ok", "error"}."""
+    import threading
+
+    from recserve.client import RecommenderClient
+
+    stop = threading.Event()
+    counts = {"ok": 0, "error": 0}
+
+    def run() -> None:
+        deadline = time.monotonic() + max_seconds
+        with RecommenderClient(gateway, timeout_s=2.0) as client:
+            i = 0
+            while not stop.is_set() and i < max_requests and time.monotonic() < deadline:
+                try:
+                    client.recommend(str(1 + i % 300), k=10)
+                    counts["ok"] += 1
+                except Exception:
+                    counts["error"] += 1
+                i += 1
+                stop.wait(1.0 / rate)
+
+    thread = threading.Thread(target=run, name="dashboards-check-load", daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m recserve.cluster.dashboards_check", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m recserve.cluster.dashboards_check", description=__doc__.split("\n\n")[0]
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--targets", help="comma list of [service=]host:port metrics endpoints")
+    src.add_argument(
+        "--stack-json", type=Path, help="run/stack.json written by `make up` (its `metrics` map)"
+    )
     src.add_argument("--simulate", action="store_true", help="scrape emulated exporters instead")
     p.add_argument("--namespace", default="recserve", help="namespace label given to the targets")
     p.add_argument("--warmup", type=float, default=8.0, help="seconds of scraping before queries")
-    p.add_argument("--load-cmd", help="shell command run in the background during the check (e.g. a load generator)")
+    p.add_argument(
+        "--load-gateway",
+        help="host:port of a gateway to send Recommend calls to during the check "
+        "(default with --stack-json: the stack's gateway)",
+    )
+    p.add_argument(
+        "--load-cmd",
+        help="shell command run in the background during the check (e.g. a load generator)",
+    )
     args = p.parse_args(argv)
 
     from recserve.cluster import chart
 
     groups = chart.rule_groups(chart.objects(chart.render({}, namespace=args.namespace)))
-    load = subprocess.Popen(args.load_cmd, shell=True) if args.load_cmd else None  # noqa: S602 - operator-supplied
+    load = subprocess.Popen(args.load_cmd, shell=True) if args.load_cmd else None
     try:
         if args.simulate:
             with simulated_targets() as targets:
                 report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
         else:
-            targets = [Target.parse(t.strip(), i) for i, t in enumerate(args.targets.split(",")) if t.strip()]
-            report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+            gateway = args.load_gateway
+            if args.stack_json:
+                info = json.loads(args.stack_json.read_text())
+                targets = [Target(svc, addr) for svc, addr in info["metrics"].items()]
+                gateway = gateway or info.get("gateway")
+            else:
+                items = [t.strip() for t in args.targets.split(",") if t.strip()]
+                targets = [Target.parse(t, i) for i, t in enumerate(items)]
+            with contextlib.ExitStack() as stack:
+                if gateway:
+                    counts = stack.enter_context(background_load(gateway))
+                report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+                if gateway:
+                    print(f"load: {counts['ok']} Recommend calls ok, {counts['error']} failed")
     finally:
         if load is not None:
             load.terminate()

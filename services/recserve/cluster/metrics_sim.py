@@ -30,6 +30,12 @@ METHODS = {
     "ranking": "Rank",
 }
 STAGES = ("embedding_store", "candidates", "ranking")
+REASONS = (
+    "cold_start",
+    "embedding_store_unavailable",
+    "candidates_unavailable",
+    "ranking_unavailable",
+)
 VERSION = "sim-20250601-1000"
 
 
@@ -39,19 +45,36 @@ class Service:
         reg = CollectorRegistry()
         ProcessCollector(registry=reg)
         self.duration = Histogram(
-            "recserve_rpc_duration_seconds", "RPC latency", ["service", "method", "code"],
-            buckets=BUCKETS, registry=reg,
+            "recserve_rpc_duration_seconds",
+            "RPC latency",
+            ["service", "method", "code"],
+            buckets=BUCKETS,
+            registry=reg,
         )
-        self.in_flight = Gauge("recserve_rpc_in_flight", "RPCs in flight", ["service", "method"], registry=reg)
-        self.total = Counter("recserve_rpc_total", "RPCs", ["service", "method", "code"], registry=reg)
-        self.model = Gauge("recserve_model_info", "Model version", ["service", "version"], registry=reg)
-        self.reloads = Counter("recserve_model_reloads_total", "Model reloads", ["service", "outcome"], registry=reg)
+        self.in_flight = Gauge(
+            "recserve_rpc_in_flight", "RPCs in flight", ["service", "method"], registry=reg
+        )
+        self.total = Counter(
+            "recserve_rpc_total", "RPCs", ["service", "method", "code"], registry=reg
+        )
+        self.model = Gauge(
+            "recserve_model_info", "Model version", ["service", "version"], registry=reg
+        )
+        self.reloads = Counter(
+            "recserve_model_reloads_total", "Model reloads", ["service", "outcome"], registry=reg
+        )
         if name == "gateway":
             self.stage = Histogram(
-                "recserve_stage_duration_seconds", "Stage latency", ["stage"], buckets=BUCKETS, registry=reg
+                "recserve_stage_duration_seconds",
+                "Stage latency",
+                ["stage"],
+                buckets=BUCKETS,
+                registry=reg,
             )
-            self.degraded = Counter("recserve_degraded_total", "Degraded responses", ["reason"], registry=reg)
-            for reason in ("embedding_store_timeout", "candidates_unavailable", "ranking_timeout"):
+            self.degraded = Counter(
+                "recserve_degraded_total", "Degraded responses", ["reason"], registry=reg
+            )
+            for reason in REASONS:
                 self.degraded.labels(reason=reason)  # exported at 0 from the start
         self.model.labels(service=name, version=VERSION).set(1)
         self.reloads.labels(service=name, outcome="ok").inc()
@@ -71,7 +94,9 @@ class Service:
                     self.stage.labels(stage).observe(t)
                 self.stage.labels("total").observe(latency)
                 if self.rng.random() < 0.01:
-                    self.degraded.labels(self.rng.choice(("ranking_timeout", "candidates_unavailable"))).inc()
+                    self.degraded.labels(
+                        self.rng.choice(("ranking_timeout", "candidates_unavailable"))
+                    ).inc()
         self.in_flight.labels(self.name, method).set(self.rng.randint(0, 12))
 
 

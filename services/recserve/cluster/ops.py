@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,8 +110,6 @@ class ReleaseStatus:
         return {v for s in self.services for p in s.pods for v in p.model_versions}
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -194,11 +192,14 @@ def release_status(
     read_pod_metrics: bool = True,
 ) -> ReleaseStatus:
     selector = release_selector(release)
-    deployments = apis.apps.list_namespaced_deployment(namespace, label_selector=selector).items
-    hpas = apis.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+    # Any: the client's models type every field Optional; the API server fills these.
+    deployments: list[Any] = apis.apps.list_namespaced_deployment(
         namespace, label_selector=selector
     ).items
-    pods = apis.core.list_namespaced_pod(namespace, label_selector=selector).items
+    hpas: list[Any] = apis.autoscaling.list_namespaced_horizontal_pod_autoscaler(
+        namespace, label_selector=selector
+    ).items
+    pods: list[Any] = apis.core.list_namespaced_pod(namespace, label_selector=selector).items
     hpa_by_target = {h.spec.scale_target_ref.name: h for h in hpas}
 
     services: list[ServiceStatus] = []
@@ -220,7 +221,8 @@ def release_status(
             svc.hpa_current = hpa.status.current_replicas if hpa.status else None
             svc.hpa_desired = hpa.status.desired_replicas if hpa.status else None
             current = dict(
-                _metric_current(m) for m in ((hpa.status.current_metrics or []) if hpa.status else [])
+                _metric_current(m)
+                for m in ((hpa.status.current_metrics or []) if hpa.status else [])
             )
             for spec in hpa.spec.metrics or []:
                 name, target = _metric_target(spec)
@@ -263,7 +265,9 @@ def format_status(status: ReleaseStatus) -> str:
         f"desired model version: {status.desired_version or '-'}",
         "",
     ]
-    rows = [("SERVICE", "READY", "HPA (min/cur/desired/max)", "METRIC: CURRENT / TARGET")]
+    rows: list[tuple[str, ...]] = [
+        ("SERVICE", "READY", "HPA (min/cur/desired/max)", "METRIC: CURRENT / TARGET")
+    ]
     for s in status.services:
         hpa = (
             f"{s.hpa_min}/{s.hpa_current}/{s.hpa_desired}/{s.hpa_max}"

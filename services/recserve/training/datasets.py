@@ -488,7 +488,9 @@ def parse_timestamps(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np
     n = len(array)
     if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
         valid = array.is_valid().to_numpy(zero_copy_only=False)
-        seconds = pc.cast(pc.cast(array, pa.timestamp("s", tz=getattr(array.type, "tz", None))), pa.int64())
+        # safe=False: dropping sub-second precision is intended.
+        as_seconds = pc.cast(array, pa.timestamp("s", tz=getattr(array.type, "tz", None)), safe=False)
+        seconds = pc.cast(as_seconds, pa.int64())
         return np.asarray(seconds.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), valid
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
         values = np.asarray(pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False))

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from recserve.training.evaluation import (
 )
 from recserve.training.ranker_training import RankerExamples, fit_feature_spec, fit_ranker, standardised_encoder
 from recserve.training.sequences import UserSequences, history_before, leave_last_out, sort_by_user_time, write_corpus
+from recserve.training.synthetic import SyntheticSpec, generate
 
 MAX_SEED_EVENTS = 200
 ANN_TUNING_QUERIES = 1000
@@ -62,11 +63,15 @@ class TrainConfig:
     query: QueryConfig = QueryConfig()
     scoring: str = "auto"  # auto | output | input
     num_candidates: int = 100
-    ranker_c: float = 0.1
+    ranker_c: float = 0.3
+    cross_value: float = 0.1
+    token_value: float = 0.3
     hash_bits: int = 18
     ann_target_recall: float = 0.95
     eval_users: int = 20_000
     seed: int = 42
+    # --format synthetic without --data: generate this dataset first (seeded by `seed`).
+    synthetic: SyntheticSpec | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -76,10 +81,13 @@ class TrainConfig:
             "scoring": self.scoring,
             "num_candidates": self.num_candidates,
             "ranker_c": self.ranker_c,
+            "cross_value": self.cross_value,
+            "token_value": self.token_value,
             "hash_bits": self.hash_bits,
             "ann_target_recall": self.ann_target_recall,
             "eval_users": self.eval_users,
             "seed": self.seed,
+            "synthetic": asdict(self.synthetic) if self.synthetic else None,
             "load": {
                 "max_bad_fraction": self.load.max_bad_fraction,
                 "min_weight": self.load.min_weight,
@@ -162,20 +170,24 @@ def user_feature_rows(dataset: Dataset, cases: EvalCases, positions: np.ndarray,
 def exact_ranks(
     queries: np.ndarray, scoring: np.ndarray, cases: EvalCases, space: ModelSpace, batch: int = 256
 ) -> np.ndarray:
-    """Rank of each target under exact dot-product scoring of all model items, seen removed."""
+    """Rank of each target under exact dot-product scoring of all model items, seen items
+    removed, ties by item index; -1 for targets unknown to the model or already seen and for
+    users without a query (all-zero row)."""
     ranks = np.full(len(cases.targets), -1, dtype=np.int64)
+    columns = np.arange(scoring.shape[0])
     for lo in range(0, len(cases.targets), batch):
-        scores = queries[lo : lo + batch] @ scoring.T
-        for r in range(scores.shape[0]):
-            i = lo + r
-            target = space.index_of[cases.targets[i]]
-            seen = space.history(cases.histories[i])
-            if target < 0 or np.isin(target, seen) or not np.isfinite(scores[r]).all():
-                continue
-            row = scores[r]
-            row[seen] = -np.inf
-            s_t = row[target]
-            ranks[i] = int((row > s_t).sum() + ((row == s_t) & (np.arange(row.size) < target)).sum())
+        hi = min(lo + batch, len(cases.targets))
+        scores = queries[lo:hi] @ scoring.T
+        seen = [space.history(h) for h in cases.histories[lo:hi]]
+        rows = np.repeat(np.arange(hi - lo), [s.size for s in seen])
+        scores[rows, np.concatenate(seen) if seen else rows] = -np.inf
+        target = space.index_of[cases.targets[lo:hi]]
+        valid = (target >= 0) & queries[lo:hi].any(axis=1)
+        s_t = scores[np.arange(hi - lo), np.maximum(target, 0)]
+        valid &= np.isfinite(s_t)
+        better = (scores > s_t[:, None]).sum(axis=1)
+        tied = ((scores == s_t[:, None]) & (columns[None, :] < target[:, None])).sum(axis=1)
+        ranks[lo:hi] = np.where(valid, better + tied, -1)
     return ranks
 
 
@@ -218,9 +230,14 @@ def _sample(positions: np.ndarray, limit: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------------------- train
 
 
-def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
-    say = progress or Progress()
-    dataset = load_dataset(
+def load_training_data(config: TrainConfig, say: Callable[[str], None]) -> Dataset:
+    if config.fmt == "synthetic" and config.data is None:
+        spec = config.synthetic or SyntheticSpec(items=10_000, users=2_000, events=200_000, seed=config.seed)
+        with tempfile.TemporaryDirectory(prefix="recserve-synthetic-") as tmp:
+            say(f"generating synthetic data: {spec.items:,} items, {spec.users:,} users, {spec.events:,} events")
+            generate(spec, Path(tmp))
+            return load_dataset(tmp, "synthetic", config.load)
+    return load_dataset(
         config.data,
         config.fmt,
         config.load,
@@ -228,6 +245,11 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         user_features=config.user_features,
         data_dir=config.data_dir,
     )
+
+
+def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    say = progress or Progress()
+    dataset = load_training_data(config, say)
     inter = dataset.interactions
     for line in dataset.report.summary():
         say(line)
@@ -282,6 +304,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         train_counts[space.codes],
         hash_bits=config.hash_bits,
     )
+    spec = replace(spec, cross_value=config.cross_value, token_value=config.token_value)
     val_examples = examples_for(val_lists, val_cases, space, user_feature_rows(dataset, val_cases, val_pos, seqs))
     encoder = standardised_encoder(spec, item_rows, train_counts[space.codes], val_examples)
     positives = int(sum(int(y.sum()) for y in val_examples.labels))
