@@ -56,7 +56,9 @@ def plot_openloop(doc: Mapping[str, Any], png: Path) -> None:
         )
     for slo in doc["meta"]["slo_ms"]:
         ax_lat.axhline(slo, color="tab:red", lw=0.8, ls="--")
+    # Log x: the stack and the echo floor differ by an order of magnitude in rate.
     ax_lat.set(
+        xscale="log",
         yscale="log",
         xlabel="offered QPS",
         ylabel="latency from scheduled send (ms)",
@@ -68,6 +70,7 @@ def plot_openloop(doc: Mapping[str, Any], png: Path) -> None:
     ax_ach.set(xlabel="offered QPS", ylabel="achieved QPS (OK answers)", title="Throughput")
     ax_ach.legend(fontsize=8)
     ax_cpu.set(
+        xscale="log",
         xlabel="offered QPS",
         ylabel="CPU ms per request",
         title="CPU per request (/proc utime+stime)",
@@ -187,8 +190,10 @@ def plot_hpa(doc: Mapping[str, Any], png: Path) -> None:
         ax2 = ax.twinx()
         ax2.plot(t, s["load"], color="tab:gray", alpha=0.5, label="offered QPS")
         ax2.set_ylabel("QPS")
+        cost = sc["monthly_cost_usd"]
         ax.set(
-            title=f"{sc['name']}: ${sc['monthly_cost_usd']:,.0f}/month",
+            title=sc["name"]
+            + (f": ${cost:,.0f}/month" if cost else f", max {sc['max_nodes']} nodes"),
             xlabel="hours" if hours else "minutes",
             ylabel="replicas / nodes",
         )

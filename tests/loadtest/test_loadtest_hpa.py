@@ -103,3 +103,43 @@ def test_nodes_for_cpu() -> None:
     assert math.isclose(
         hpa.static_cost(1000.0, {"gw": {"target_rps_per_pod": 100.0}}, sizing)["pods"]["gw"], 10
     )
+
+
+def bench_step(rate: float, p99: float, stack_cores: float, errors: int = 0) -> dict[str, object]:
+    return {
+        "offered_qps": rate,
+        "achieved_qps": rate,
+        "errors": errors,
+        "latency": {"p50_ms": p99 / 3, "p99_ms": p99},
+        "stack_cores": stack_cores,
+        "generator_cores": 0.0,
+        "machine_busy_cores": 2.0,  # other tenants: must not count as our utilization
+        "stack_cpu_ms_per_req_by_process": {"gateway": 2.0, "ranking": 1.0, "redis": 0.1},
+    }
+
+
+def test_capacity_and_targets_by_hand() -> None:
+    doc = {
+        "meta": {"date": "d"},
+        "targets": {
+            "stack": {
+                "best_rate": {"50": 200.0},
+                "steps": [
+                    bench_step(100, 20.0, 0.3),
+                    bench_step(200, 40.0, 0.6),
+                    bench_step(300, 30.0, 0.9),  # noisy dip: the envelope keeps 40
+                    bench_step(400, 500.0, 1.2, errors=3),  # not kept up: left out
+                ],
+            }
+        },
+    }
+    cap = hpa.capacity_from_openloop(doc, 50.0, cpus=2)
+    assert cap.utilization_at_slo == pytest.approx(0.3)
+    assert cap.p99_vs_utilization == {0.15: 20.0, 0.3: 40.0, 0.45: 40.0}
+    targets = hpa.derive_targets(cap, hpa.Sizing())
+    assert set(targets) == {"gateway", "ranking"}  # Redis is not autoscaled
+    # one gateway pod: 0.3 of a core at the SLO, 2 ms per request -> 150 req/s; 65 % -> 97.5
+    assert targets["gateway"]["rps_per_pod_at_slo"] == pytest.approx(150.0)
+    assert targets["gateway"]["target_rps_per_pod"] == pytest.approx(97.5)
+    assert targets["ranking"]["target_rps_per_pod"] == pytest.approx(195.0)
+    assert targets["gateway"]["target_cpu_utilization_percent"] == 20  # 65 % of 30 %

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from recserve.model import AnnConfig, AnnIndex, FeatureEncoder, FeatureSpec, FeatureTransform, QueryConfig, Ranker
-from recserve.model.bundle import BundleContents, write_bundle
+from recserve.model import (
+    AnnConfig,
+    AnnIndex,
+    FeatureEncoder,
+    FeatureSpec,
+    FeatureTransform,
+    QueryConfig,
+    Ranker,
+)
+from recserve.model.bundle import BundleContents
 from recserve.model.features import RawValue
 
 N_ITEMS = 300
@@ -32,7 +38,10 @@ def feature_spec() -> FeatureSpec:
             FeatureTransform("gender"),
             FeatureTransform("device"),
         ),
-        item=(FeatureTransform("genre", multi=True), FeatureTransform("year", "bins", (1970.0, 1990.0, 2000.0))),
+        item=(
+            FeatureTransform("genre", multi=True),
+            FeatureTransform("year", "bins", (1970.0, 1990.0, 2000.0)),
+        ),
         popularity_edges=(1.0, 2.0, 3.0),
         numeric_mean=(0.1, 0.5, 2.0, 1.5),
         numeric_scale=(0.5, 0.4, 1.0, 1.2),

@@ -12,7 +12,9 @@ from recserve.training.ann_tuning import exact_topk, recall_at_k, tune_index
 
 def _data(n: int = 2000, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((50, d)).astype(np.float32)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((50, d)).astype(
+        np.float32
+    )
 
 
 def test_brute_force_is_exact_and_typed() -> None:
@@ -21,7 +23,9 @@ def test_brute_force_is_exact_and_typed() -> None:
     found, scores = index.search_batched(queries, 20)
     assert found.dtype == np.int32 and scores.dtype == np.float32 and found.shape == (50, 20)
     np.testing.assert_array_equal(found, exact_topk(queries, vectors, 20))
-    np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, found, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        scores, np.take_along_axis(queries @ vectors.T, found, axis=1), rtol=1e-5
+    )
 
 
 def test_k_is_capped_by_catalog_and_max_k() -> None:
@@ -35,7 +39,7 @@ def test_k_is_capped_by_catalog_and_max_k() -> None:
 
 
 def test_invalid_vectors_are_refused_before_scann() -> None:
-    vectors, queries = _data(n=100)
+    vectors, _queries = _data(n=100)
     bad = vectors.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -55,7 +59,9 @@ def test_serialize_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "a").rename(tmp_path / "b")  # relative asset paths survive a move
     loaded = AnnIndex.load(tmp_path / "b", size=2000, dim=16, config=config)
     for k in (10, 50):
-        np.testing.assert_array_equal(loaded.search_batched(queries, k)[0], index.search_batched(queries, k)[0])
+        np.testing.assert_array_equal(
+            loaded.search_batched(queries, k)[0], index.search_batched(queries, k)[0]
+        )
     assert not list((tmp_path / "b").glob("*.pkl"))
 
 
@@ -63,7 +69,9 @@ def test_tuned_ah_reaches_target_and_prefix_property() -> None:
     vectors, queries = _data(n=3000)
     index, report = tune_index(vectors, queries, 50, kind="ah", target_recall=0.95)
     assert report["recall@50"] >= 0.95
-    assert recall_at_k(index.search_batched(queries, 50)[0], exact_topk(queries, vectors, 50)) >= 0.95
+    assert (
+        recall_at_k(index.search_batched(queries, 50)[0], exact_topk(queries, vectors, 50)) >= 0.95
+    )
     # a fixed reorder depth makes smaller k a prefix of larger k (services may ask different k)
     reorder = index.config.reorder_num_neighbors
     small = index.search_batched(queries, 40)[0]
@@ -85,6 +93,8 @@ def test_concurrent_searches_agree() -> None:
     index = AnnIndex.build(vectors, AnnConfig())
     expected = index.search_batched(queries, 10)[0]
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: index.search_batched(queries[i : i + 1], 10)[0], list(range(50)) * 4))
+        results = list(
+            pool.map(lambda i: index.search_batched(queries[i : i + 1], 10)[0], list(range(50)) * 4)
+        )
     for i, got in enumerate(results):
         np.testing.assert_array_equal(got[0], expected[i % 50])

@@ -8,6 +8,7 @@ import pytest
 
 from recserve.model import FeatureEncoder, FeatureSpec, FeatureTransform
 from recserve.model.features import stable_hash
+
 from .builders import feature_spec, item_features
 
 
@@ -40,7 +41,9 @@ def test_only_known_user_features_are_used() -> None:
 
 def test_stable_hash_is_the_same_in_another_process() -> None:
     code = "from recserve.model.features import stable_hash; print(stable_hash('gender=F'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert int(out) == stable_hash("gender=F")
 
 
@@ -53,13 +56,17 @@ def test_encode_layout() -> None:
     matrix = encoder.encode({"age": "30", "gender": "F"}, candidates, ann)
     assert matrix.shape == (3, spec.dim)
     numeric = matrix[:, spec.hashed_dim :].toarray()
-    raw = np.column_stack([ann, [0.0, 0.4, 0.4], np.log1p([0, 1, 1]), np.log1p(popularity[candidates])])
+    raw = np.column_stack(
+        [ann, [0.0, 0.4, 0.4], np.log1p([0, 1, 1]), np.log1p(popularity[candidates])]
+    )
     expected = (raw - np.asarray(spec.numeric_mean)) / np.asarray(spec.numeric_scale)
     np.testing.assert_allclose(numeric, expected, rtol=1e-6, atol=1e-6)
     hashed = matrix[:, : spec.hashed_dim]
     # item 3 has 1 or 2 genres + year + popularity tokens; 2 user tokens: crosses + singles
     for row in range(3):
-        n_item = len(spec.item_tokens(item_features()[candidates[row]], int(popularity[candidates[row]])))
+        n_item = len(
+            spec.item_tokens(item_features()[candidates[row]], int(popularity[candidates[row]]))
+        )
         expected_mass = n_item * 2 * spec.cross_value + (n_item + 2) * spec.token_value
         assert hashed[row].sum() == pytest.approx(expected_mass)
 
@@ -72,7 +79,10 @@ def test_encode_rejects_bad_input() -> None:
         encoder.encode({}, np.array([1]), np.array([np.nan], dtype=np.float32))
     with pytest.raises(ValueError):
         encoder.encode({}, np.array([1, 2]), np.array([0.0], dtype=np.float32))
-    assert encoder.encode({}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)).shape == (0, 4100)
+    assert encoder.encode({}, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)).shape == (
+        0,
+        4100,
+    )
 
 
 def test_rows_do_not_depend_on_list_order_or_neighbours() -> None:

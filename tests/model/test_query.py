@@ -42,13 +42,17 @@ def test_config_round_trip() -> None:
     decay=st.floats(0.05, 1.0),
     seed=st.integers(0, 1000),
 )
-def test_only_the_window_matters_and_result_is_a_convex_combination(m: int, length: int, decay: float, seed: int) -> None:
+def test_only_the_window_matters_and_result_is_a_convex_combination(
+    m: int, length: int, decay: float, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     history = rng.standard_normal((m, 5)).astype(np.float32)
     config = QueryConfig(length, decay)
     got = query_vector(history, config)
     if m >= length:
         older = rng.standard_normal((3, 5)).astype(np.float32)
-        np.testing.assert_allclose(query_vector(np.concatenate([older, history]), config), got, rtol=1e-5)
+        np.testing.assert_allclose(
+            query_vector(np.concatenate([older, history]), config), got, rtol=1e-5
+        )
     window = history[-length:]
     assert np.all(got >= window.min(axis=0) - 1e-5) and np.all(got <= window.max(axis=0) + 1e-5)

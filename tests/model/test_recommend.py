@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_recommend_is_deterministic_and_excludes_seen(bundle_path: Path) -> None
     assert not set(items) & {5, 17, 99, 3, 7, 8}
     scores = [score for _, score, _ in first]
     assert scores == sorted(scores, reverse=True)
-    for (a, sa, _), (b, sb, _) in zip(first, first[1:], strict=False):
+    for (a, sa, _), (b, sb, _) in itertools.pairwise(first):
         assert sa > sb or (sa == sb and a < b)
 
 

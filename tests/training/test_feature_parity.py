@@ -18,13 +18,20 @@ from recserve.model.recommend import retrieve
 from recserve.training.datasets import load_dataset
 from recserve.training.embeddings import train_item2vec
 from recserve.training.pipeline import ModelSpace, eval_cases, examples_for, user_feature_rows
-from recserve.training.ranker_training import design_matrix, fit_feature_spec, fit_ranker, standardised_encoder
+from recserve.training.ranker_training import (
+    design_matrix,
+    fit_feature_spec,
+    fit_ranker,
+    standardised_encoder,
+)
 from recserve.training.sequences import leave_last_out, sort_by_user_time, write_corpus
 
 from .conftest import W2V
 
 
-def test_training_and_serving_feature_rows_are_identical(tmp_path: Path, synthetic_dir: Path) -> None:
+def test_training_and_serving_feature_rows_are_identical(
+    tmp_path: Path, synthetic_dir: Path
+) -> None:
     dataset = load_dataset(synthetic_dir)
     inter = dataset.interactions
     seqs = sort_by_user_time(inter)
@@ -63,7 +70,12 @@ def test_training_and_serving_feature_rows_are_identical(tmp_path: Path, synthet
     served = load_bundle(path, parts={"ranker"}).ranker
     kept = [i for i, c in enumerate(examples.candidates) if c.size]
     serving_matrix = sparse.vstack(
-        [served.encoder.encode(examples.features[i], examples.candidates[i], examples.ann_scores[i]) for i in kept],
+        [
+            served.encoder.encode(
+                examples.features[i], examples.candidates[i], examples.ann_scores[i]
+            )
+            for i in kept
+        ],
         format="csr",
     )
     np.testing.assert_array_equal(serving_matrix.indptr, training_matrix.indptr)

@@ -34,7 +34,9 @@ def test_hit_rate_and_ndcg() -> None:
 def test_auc_with_ties() -> None:
     # positives 0.8 and 0.4; negatives 0.6, 0.4, 0.1:
     # pairs won: 0.8 beats all 3; 0.4 beats 0.1, ties 0.4 (half) -> (3 + 1.5) / 6
-    assert auc(np.array([1, 0, 1, 0, 0]), np.array([0.8, 0.6, 0.4, 0.4, 0.1])) == pytest.approx(4.5 / 6)
+    assert auc(np.array([1, 0, 1, 0, 0]), np.array([0.8, 0.6, 0.4, 0.4, 0.1])) == pytest.approx(
+        4.5 / 6
+    )
     assert auc(np.array([1, 0]), np.array([0.1, 0.9])) == 0.0
     assert math.isnan(auc(np.array([0, 0]), np.array([0.1, 0.2])))
 
@@ -92,6 +94,8 @@ def test_exact_topk_and_recall() -> None:
 
 
 def test_markdown_table() -> None:
-    table = markdown_table({"popularity": {"hr@10": 0.05, "ndcg@10": 0.02}, "pipeline": {"hr@10": 0.2, "auc": 0.7}})
+    table = markdown_table(
+        {"popularity": {"hr@10": 0.05, "ndcg@10": 0.02}, "pipeline": {"hr@10": 0.2, "auc": 0.7}}
+    )
     assert "| popularity | 0.0500 | 0.0200 |  |  |  |" in table
     assert "| pipeline | 0.2000 |  |  | 0.7000 |  |" in table

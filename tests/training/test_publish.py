@@ -33,14 +33,19 @@ def _version_keys(client: redis.Redis, version: str) -> list[Any]:
     return list(client.scan_iter(match=LAYOUT.version_pattern(version)))
 
 
-def test_publish_writes_everything_under_the_version(redis_client: redis.Redis, versions: list[Bundle]) -> None:
+def test_publish_writes_everything_under_the_version(
+    redis_client: redis.Redis, versions: list[Bundle]
+) -> None:
     bundle = versions[0]
     histories, features = _seed(bundle)
     result = publish_bundle(redis_client, bundle, user_histories=histories, user_features=features)
     assert result.previous is None and result.vectors == len(bundle.item_ids)
     assert active_version(redis_client) == bundle.version
     assert published_versions(redis_client) == [bundle.version]
-    meta = {k.decode(): v.decode() for k, v in redis_client.hgetall(LAYOUT.meta_key(bundle.version)).items()}
+    meta = {
+        k.decode(): v.decode()
+        for k, v in redis_client.hgetall(LAYOUT.meta_key(bundle.version)).items()
+    }
     assert int(meta["dim"]) == bundle.dim and int(meta["count"]) == len(bundle.item_ids)
     assert json.loads(meta["query"]) == bundle.query.to_dict()
     assert json.loads(meta["popular"]) == [bundle.item_ids[i] for i in bundle.popular]
@@ -55,27 +60,43 @@ def test_publish_writes_everything_under_the_version(redis_client: redis.Redis, 
     }
 
     user_id, events = next(iter(histories.items()))
-    assert [e.decode() for e in redis_client.lrange(LAYOUT.user_events_key(user_id), 0, -1)] == events[::-1][:200]
-    stored_features = {k.decode(): v.decode() for k, v in redis_client.hgetall(LAYOUT.user_features_key(user_id)).items()}
+    assert [
+        e.decode() for e in redis_client.lrange(LAYOUT.user_events_key(user_id), 0, -1)
+    ] == events[::-1][:200]
+    stored_features = {
+        k.decode(): v.decode()
+        for k, v in redis_client.hgetall(LAYOUT.user_features_key(user_id)).items()
+    }
     assert stored_features == features[user_id]
     # what serving reads back from Redis encodes exactly like the training data did
     candidates, ann = np.arange(5), np.linspace(1, 0, 5).astype(np.float32)
     encoder = bundle.ranker.encoder
-    assert (encoder.encode(stored_features, candidates, ann) != encoder.encode(features[user_id], candidates, ann)).nnz == 0
+    assert (
+        encoder.encode(stored_features, candidates, ann)
+        != encoder.encode(features[user_id], candidates, ann)
+    ).nnz == 0
 
 
-def test_publish_never_clobbers_online_user_state(redis_client: redis.Redis, versions: list[Bundle]) -> None:
+def test_publish_never_clobbers_online_user_state(
+    redis_client: redis.Redis, versions: list[Bundle]
+) -> None:
     histories, features = _seed(versions[0])
     online_user, fresh_user = list(histories)[:2]
     redis_client.lpush(LAYOUT.user_events_key(online_user), "live-item")
     redis_client.hset(LAYOUT.user_features_key(online_user), mapping={"age": "99"})
-    result = publish_bundle(redis_client, versions[0], user_histories=histories, user_features=features)
+    result = publish_bundle(
+        redis_client, versions[0], user_histories=histories, user_features=features
+    )
     assert result.users_skipped == 1 and result.users_seeded == len(histories) - 1
     assert redis_client.lrange(LAYOUT.user_events_key(online_user), 0, -1) == [b"live-item"]
     assert redis_client.hgetall(LAYOUT.user_features_key(online_user)) == {b"age": b"99"}
-    assert redis_client.llen(LAYOUT.user_events_key(fresh_user)) == min(200, len(histories[fresh_user]))
+    assert redis_client.llen(LAYOUT.user_events_key(fresh_user)) == min(
+        200, len(histories[fresh_user])
+    )
     # publishing again seeds nobody: everyone has an events list now
-    again = publish_bundle(redis_client, versions[1], user_histories=histories, user_features=features)
+    again = publish_bundle(
+        redis_client, versions[1], user_histories=histories, user_features=features
+    )
     assert again.users_seeded == 0
 
 
@@ -99,7 +120,9 @@ def test_retention_deletes_old_versions_but_never_the_active_one(
         gc_versions(redis_client, retention=0)
 
 
-def test_concurrent_reader_never_sees_a_mixed_version(redis_client: redis.Redis, versions: list[Bundle]) -> None:
+def test_concurrent_reader_never_sees_a_mixed_version(
+    redis_client: redis.Redis, versions: list[Bundle]
+) -> None:
     """A reader that resolves `active` once per request always gets one complete version."""
     expected = {b.version: b.input_vectors for b in versions}
     sample = [0, 1, len(versions[0].item_ids) // 2, len(versions[0].item_ids) - 1]
@@ -126,7 +149,9 @@ def test_concurrent_reader_never_sees_a_mixed_version(redis_client: redis.Redis,
     thread.start()
     try:
         for bundle in (versions[1], versions[2], versions[0], versions[1]):
-            publish_bundle(redis_client, bundle, retention=3, batch_size=7)  # small batches: a slow publish
+            publish_bundle(
+                redis_client, bundle, retention=3, batch_size=7
+            )  # small batches: a slow publish
     finally:
         stop.set()
         thread.join(10)
@@ -139,7 +164,9 @@ def _url(client: redis.Redis) -> str:
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
-def test_cli_publish_and_gc(redis_client: redis.Redis, trained: TrainResult, tmp_path: Path) -> None:
+def test_cli_publish_and_gc(
+    redis_client: redis.Redis, trained: TrainResult, tmp_path: Path
+) -> None:
     url = _url(redis_client)
     bundles = trained.bundle.parent
     run = [sys.executable, "-m", "recserve.training"]
@@ -158,7 +185,11 @@ def test_cli_publish_and_gc(redis_client: redis.Redis, trained: TrainResult, tmp
 
     result = subprocess.run([*run, "publish", "--bundles", str(tmp_path), "--redis-url", url],
                             capture_output=True, text=True, check=False)  # fmt: skip
-    assert result.returncode == 2 and result.stderr.startswith("error:") and "no bundle" in result.stderr
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("error:")
+        and "no bundle" in result.stderr
+    )
     result = subprocess.run([*run, "publish", "--bundles", str(bundles), "--redis-url", "redis://127.0.0.1:1/0"],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 2 and "Redis" in result.stderr and "Traceback" not in result.stderr

@@ -7,7 +7,13 @@ import pytest
 
 from recserve.training import sequences
 from recserve.training.datasets import Interactions
-from recserve.training.sequences import history_before, leave_last_out, sessions, sort_by_user_time, write_corpus
+from recserve.training.sequences import (
+    history_before,
+    leave_last_out,
+    sessions,
+    sort_by_user_time,
+    write_corpus,
+)
 
 
 def _interactions() -> Interactions:
@@ -43,9 +49,20 @@ def test_sessions_split_on_user_and_gap(monkeypatch: pytest.MonkeyPatch) -> None
     seqs = sort_by_user_time(_interactions())
     everything = np.ones(9, dtype=bool)
     assert [s.tolist() for s in sessions(seqs, everything, 0)] == [[1, 2, 3, 4], [5, 6], [7, 8, 9]]
-    assert [s.tolist() for s in sessions(seqs, everything, 100)] == [[1, 2, 3], [4], [5, 6], [7, 8, 9]]
+    assert [s.tolist() for s in sessions(seqs, everything, 100)] == [
+        [1, 2, 3],
+        [4],
+        [5, 6],
+        [7, 8, 9],
+    ]
     monkeypatch.setattr(sequences, "MAX_SENTENCE", 2)
-    assert [s.tolist() for s in sessions(seqs, everything, 0)] == [[1, 2], [3, 4], [5, 6], [7, 8], [9]]
+    assert [s.tolist() for s in sessions(seqs, everything, 0)] == [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+        [9],
+    ]
 
 
 def test_write_corpus(tmp_path: Path) -> None:

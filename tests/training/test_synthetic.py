@@ -12,7 +12,9 @@ from recserve.training.synthetic import SyntheticSpec, generate
 
 
 def _digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.csv"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.csv"))
+    }
 
 
 def test_deterministic_exact_size_and_loadable(tmp_path: Path) -> None:
@@ -28,7 +30,10 @@ def test_deterministic_exact_size_and_loadable(tmp_path: Path) -> None:
     inter = dataset.interactions
     assert len(inter) + dataset.report.bad.get("duplicate", 0) == 12_000
     assert set(inter.context) == {"device"}
-    assert dataset.item_features["i0"]["genres"] and dataset.user_features["u0"]["gender"] in synthetic.GENDERS
+    assert (
+        dataset.item_features["i0"]["genres"]
+        and dataset.user_features["u0"]["gender"] in synthetic.GENDERS
+    )
     counts = np.sort(np.bincount(inter.items))[::-1]
     assert counts[0] > 20 * np.median(counts)  # power-law popularity
     per_user = np.bincount(inter.users)

@@ -61,7 +61,9 @@ def test_cli_train_prints_table_and_bundle(tmp_path: Path, synthetic_dir: Path) 
     assert load_bundle(tmp_path / version).num_candidates == 20
 
 
-def test_reproducible_with_one_worker(tmp_path: Path, synthetic_dir: Path, trained: TrainResult) -> None:
+def test_reproducible_with_one_worker(
+    tmp_path: Path, synthetic_dir: Path, trained: TrainResult
+) -> None:
     from recserve.training.pipeline import Progress, train
 
     from .conftest import small_config

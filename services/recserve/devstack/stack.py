@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import grpc
 import redis
@@ -55,10 +56,20 @@ class StackPorts:
         return int(getattr(self, service))
 
 
-def wait_serving(address: str, timeout_s: float, service: str = "readiness") -> None:
+def wait_serving(
+    address: str,
+    timeout_s: float,
+    service: str = "readiness",
+    credentials: grpc.ChannelCredentials | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
-    with grpc.insecure_channel(address) as channel:
+    channel = (
+        grpc.insecure_channel(address)
+        if credentials is None
+        else grpc.secure_channel(address, credentials)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -78,16 +89,37 @@ class Stack:
     """One local stack rooted at `run_dir` (stack.json, pids/, logs/, redis/)."""
 
     def __init__(
-        self, run_dir: Path | str, bundles_dir: Path | str, ports: StackPorts | None = None
+        self,
+        run_dir: Path | str,
+        bundles_dir: Path | str,
+        ports: StackPorts | None = None,
+        *,
+        redis_password: str | None = None,
+        redis_appendfsync: str = "everysec",
+        channel_credentials: grpc.ChannelCredentials | None = None,
     ):
         self.run_dir = Path(run_dir).resolve()
         self.bundles_dir = Path(bundles_dir).resolve()
         self.ports = ports or StackPorts()
         self.python = sys.executable
+        # Redis AUTH: services get it as RECSERVE_REDIS_PASSWORD, never inside the URL.
+        self.redis_password = redis_password
+        # AOF fsync policy: "always" acknowledges a write only once it is on disk
+        # (docs/reliability.md has the trade-off); "everysec" is cheaper.
+        self.redis_appendfsync = redis_appendfsync
+        # For health checks when the services serve TLS (None: plaintext).
+        self.channel_credentials = channel_credentials
 
     @property
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    @property
+    def admin_redis_url(self) -> str:
+        """The URL with the password, for local tools (publish, tests)."""
+        if self.redis_password is None:
+            return self.redis_url
+        return f"redis://:{quote(self.redis_password, safe='')}@127.0.0.1:{self.ports.redis}/0"
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports.grpc(service)}"
@@ -115,6 +147,8 @@ class Stack:
                 "RECSERVE_SHUTDOWN_GRACE_S": env.get("RECSERVE_SHUTDOWN_GRACE_S", "5"),
             }
         )
+        if self.redis_password is not None:
+            env["RECSERVE_REDIS_PASSWORD"] = self.redis_password
         env.update(extra or {})
         return env
 
@@ -136,12 +170,13 @@ class Stack:
             "redis",
             [
                 "redis-server", "--port", str(self.ports.redis), "--bind", "127.0.0.1",
-                "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
-                "--save", "", "--daemonize", "no",
+                "--dir", str(data_dir), "--appendonly", "yes",
+                "--appendfsync", self.redis_appendfsync, "--save", "", "--daemonize", "no",
+                *(["--requirepass", self.redis_password] if self.redis_password else []),
             ],
             os.environ,
         )  # fmt: skip
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.2)
+        client = redis.Redis.from_url(self.admin_redis_url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -161,7 +196,7 @@ class Stack:
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         for service in SERVICES:
-            wait_serving(self.address(service), timeout_s)
+            wait_serving(self.address(service), timeout_s, credentials=self.channel_credentials)
 
     def newest_bundle(self) -> Path | None:
         versions = sorted(
@@ -178,7 +213,7 @@ class Stack:
 
     def publish(self, version: str | None = None) -> None:
         argv = [self.python, "-m", "recserve.training", "publish", "--bundles", str(self.bundles_dir),
-                "--redis-url", self.redis_url]  # fmt: skip
+                "--redis-url", self.admin_redis_url]  # fmt: skip
         if version:
             argv += ["--version", version]
         subprocess.run(argv, check=True)

@@ -19,7 +19,17 @@ def _channel(target: str, config: GatewayConfig) -> grpc.aio.Channel:
     options = channel_options(config.server.max_message_bytes)
     if config.backend_tls_ca_file:
         with open(config.backend_tls_ca_file, "rb") as f:
-            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            root = f.read()
+        key = cert = None
+        if config.backend_tls_cert_file and config.backend_tls_key_file:
+            # mTLS: backends that set RECSERVE_TLS_CA_FILE accept only certified clients.
+            with open(config.backend_tls_key_file, "rb") as f:
+                key = f.read()
+            with open(config.backend_tls_cert_file, "rb") as f:
+                cert = f.read()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=root, private_key=key, certificate_chain=cert
+        )
         return grpc.aio.secure_channel(target, credentials, options=options)
     return grpc.aio.insecure_channel(target, options=options)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recserve.runtime.config import Env, RedisConfig, ServerConfig
+from recserve.runtime.config import ConfigError, Env, RedisConfig, ServerConfig
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,22 @@ class GatewayConfig:
     auth_token: str | None
     backend_tls_ca_file: str | None
     model_poll_interval_s: float
+    # Client certificate for mTLS to the backends (their RECSERVE_TLS_CA_FILE set).
+    backend_tls_cert_file: str | None = None
+    backend_tls_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
+        backend_cert = env.optional_string("BACKEND_TLS_CERT_FILE")
+        backend_key = env.optional_string("BACKEND_TLS_KEY_FILE")
+        if (backend_cert is None) != (backend_key is None):
+            raise ConfigError(
+                "RECSERVE_BACKEND_TLS_CERT_FILE and RECSERVE_BACKEND_TLS_KEY_FILE must be set together"
+            )
+        if backend_cert is not None and env.optional_string("BACKEND_TLS_CA_FILE") is None:
+            raise ConfigError(
+                "RECSERVE_BACKEND_TLS_CERT_FILE needs RECSERVE_BACKEND_TLS_CA_FILE (TLS to the backends)"
+            )
         return cls(
             server=ServerConfig.from_env(env),
             redis=RedisConfig.from_env(env),
@@ -51,4 +64,6 @@ class GatewayConfig:
             auth_token=env.optional_string("AUTH_TOKEN"),
             backend_tls_ca_file=env.optional_string("BACKEND_TLS_CA_FILE"),
             model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
+            backend_tls_cert_file=backend_cert,
+            backend_tls_key_file=backend_key,
         )

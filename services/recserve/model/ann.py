@@ -76,7 +76,9 @@ class AnnIndex:
         self.config = config
 
     @classmethod
-    def build(cls, vectors: np.ndarray, config: AnnConfig, *, training_threads: int = 0) -> AnnIndex:
+    def build(
+        cls, vectors: np.ndarray, config: AnnConfig, *, training_threads: int = 0
+    ) -> AnnIndex:
         from scann.scann_ops.py import scann_ops_pybind
 
         db = _check_vectors(vectors, "item vectors")

@@ -119,7 +119,9 @@ class Bundle:
 
 def _require(value: _T | None, part: str, version: str) -> _T:
     if value is None:
-        raise BundleError(f"bundle {version}: part {part!r} was not loaded (pass parts={{{part!r}}})")
+        raise BundleError(
+            f"bundle {version}: part {part!r} was not loaded (pass parts={{{part!r}}})"
+        )
     return value
 
 
@@ -137,7 +139,7 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
     if unknown := wanted - PARTS:
         raise BundleError(f"unknown bundle parts {sorted(unknown)}; choose from {sorted(PARTS)}")
     manifest = read_manifest(root)
-    version = manifest["version"]
+    manifest["version"]
     groups: Mapping[str, list[str]] = manifest["parts"]
     for part in ["core", *sorted(wanted)]:
         _verify_files(root, manifest, groups.get(part, []))
@@ -149,7 +151,9 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
         raise BundleError(f"{root / ITEM_IDS}: expected a JSON list of strings")
     n, dim = len(item_ids), int(manifest["dim"])
     if n != int(manifest["item_count"]) or len(set(item_ids)) != n:
-        raise BundleError(f"{root / ITEM_IDS}: {n} ids (duplicates?) but manifest says {manifest['item_count']}")
+        raise BundleError(
+            f"{root / ITEM_IDS}: {n} ids (duplicates?) but manifest says {manifest['item_count']}"
+        )
     index_of = {item_id: i for i, item_id in enumerate(item_ids)}
     popular_ids = _load_json(root, POPULAR)
     try:
@@ -175,7 +179,9 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
                 root / INDEX_DIR, size=n, dim=dim, config=AnnConfig.from_dict(ann["config"])
             )
         except (RuntimeError, ValueError) as exc:
-            raise BundleError(f"{root / INDEX_DIR}: cannot load the ScaNN searcher: {exc}") from None
+            raise BundleError(
+                f"{root / INDEX_DIR}: cannot load the ScaNN searcher: {exc}"
+            ) from None
     if "ranker" in wanted:
         features = _load_json(root, ITEM_FEATURES)
         if not isinstance(features, list) or len(features) != n:
@@ -250,7 +256,9 @@ def _load_npy(root: Path, name: str, shape: tuple[int, ...], dtype: type[np.gene
     except (OSError, ValueError) as exc:
         raise BundleError(f"{target}: unreadable array: {exc}") from None
     if array.shape != shape or array.dtype != np.dtype(dtype):
-        raise BundleError(f"{target}: {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}")
+        raise BundleError(
+            f"{target}: {array.dtype}{list(array.shape)}, expected {np.dtype(dtype)}{list(shape)}"
+        )
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BundleError(f"{target}: contains NaN or infinite values")
     return array
@@ -266,7 +274,9 @@ def _sha256(path: Path) -> str:
 
 def _content_hash(manifest: Mapping[str, Any]) -> str:
     body = {k: v for k, v in manifest.items() if k not in ("version", "content_sha256")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def iter_user_seed(bundle: Bundle) -> Iterator[tuple[str, list[str], dict[str, str]]]:
@@ -306,7 +316,9 @@ def popular_order(popularity: np.ndarray) -> np.ndarray:
     return np.argsort(-np.asarray(popularity, dtype=np.int64), kind="stable").astype(np.int32)
 
 
-def write_bundle(root: str | Path, contents: BundleContents, *, now: Callable[[], float] = time.time) -> Path:
+def write_bundle(
+    root: str | Path, contents: BundleContents, *, now: Callable[[], float] = time.time
+) -> Path:
     """Writes into a temporary directory under `root`, then renames it to the version."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -315,7 +327,9 @@ def write_bundle(root: str | Path, contents: BundleContents, *, now: Callable[[]
     vectors = np.ascontiguousarray(contents.input_vectors, dtype=np.float32)
     popularity = np.asarray(contents.popularity, dtype=np.int64)
     if vectors.shape[0] != n or popularity.shape != (n,) or len(contents.item_features) != n:
-        raise ValueError("item_ids, input_vectors, popularity and item_features must have one row per item")
+        raise ValueError(
+            "item_ids, input_vectors, popularity and item_features must have one row per item"
+        )
     if len(set(item_ids)) != n:
         raise ValueError("item ids must be unique")
     if contents.ranker.encoder.num_items != n or contents.index.size != n:
@@ -334,9 +348,14 @@ def write_bundle(root: str | Path, contents: BundleContents, *, now: Callable[[]
         np.save(tmp / POPULARITY, popularity)
         np.save(tmp / INPUT_VECTORS, vectors)
         contents.index.serialize(tmp / INDEX_DIR)
-        parts["index"] = sorted(p.relative_to(tmp).as_posix() for p in (tmp / INDEX_DIR).rglob("*") if p.is_file())
+        parts["index"] = sorted(
+            p.relative_to(tmp).as_posix() for p in (tmp / INDEX_DIR).rglob("*") if p.is_file()
+        )
         ranker = contents.ranker
-        _write_json(tmp / RANKER_SPEC, {"features": ranker.encoder.spec.to_dict(), "intercept": ranker.intercept})
+        _write_json(
+            tmp / RANKER_SPEC,
+            {"features": ranker.encoder.spec.to_dict(), "intercept": ranker.intercept},
+        )
         np.save(tmp / RANKER_WEIGHTS, ranker.weights)
         _write_json(tmp / ITEM_FEATURES, [dict(f) for f in contents.item_features])
         if contents.users:
@@ -393,13 +412,19 @@ def list_versions(root: str | Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and VERSION_RE.match(p.name) and (p / MANIFEST).is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and VERSION_RE.match(p.name) and (p / MANIFEST).is_file()
+    )
 
 
 def newest_version(root: str | Path) -> str:
     versions = list_versions(root)
     if not versions:
-        raise BundleError(f"{root}: no bundle found (run `python -m recserve.training train --bundles {root}`)")
+        raise BundleError(
+            f"{root}: no bundle found (run `python -m recserve.training train --bundles {root}`)"
+        )
     return versions[-1]
 
 

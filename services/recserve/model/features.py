@@ -72,13 +72,13 @@ class FeatureTransform:
             values = list(raw)
         out: list[str] = []
         for value in values:
-            value = value.strip()
-            if not value:
+            text = value.strip()
+            if not text:
                 continue
             if self.kind == "bins":
-                out.append(f"{self.name}={self._bin(value)}")
+                out.append(f"{self.name}={self._bin(text)}")
             else:
-                out.append(f"{self.name}={value}")
+                out.append(f"{self.name}={text}")
         return out
 
     def _bin(self, value: str) -> str:
@@ -91,7 +91,12 @@ class FeatureTransform:
         return f"b{int(np.searchsorted(np.asarray(self.edges), number, side='right'))}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "edges": list(self.edges), "multi": self.multi}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "edges": list(self.edges),
+            "multi": self.multi,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureTransform:
@@ -140,7 +145,9 @@ class FeatureSpec:
 
     def with_numeric_stats(self, mean: Sequence[float], scale: Sequence[float]) -> FeatureSpec:
         return replace(
-            self, numeric_mean=tuple(float(m) for m in mean), numeric_scale=tuple(float(s) for s in scale)
+            self,
+            numeric_mean=tuple(float(m) for m in mean),
+            numeric_scale=tuple(float(s) for s in scale),
         )
 
     def user_tokens(self, features: Mapping[str, str]) -> list[str]:
@@ -156,7 +163,11 @@ class FeatureSpec:
         for transform in self.item:
             out.extend(transform.tokens(features.get(transform.name)))
         if self.popularity_edges:
-            bucket = int(np.searchsorted(np.asarray(self.popularity_edges), math.log1p(popularity), side="right"))
+            bucket = int(
+                np.searchsorted(
+                    np.asarray(self.popularity_edges), math.log1p(popularity), side="right"
+                )
+            )
             out.append(f"{POPULARITY_FEATURE}=b{bucket}")
         return out
 
@@ -211,7 +222,9 @@ class FeatureEncoder:
             )
         ptr = np.zeros(len(self.item_features) + 1, dtype=np.int64)
         hashes: list[int] = []
-        for i, (features, count) in enumerate(zip(self.item_features, popularity.tolist(), strict=True)):
+        for i, (features, count) in enumerate(
+            zip(self.item_features, popularity.tolist(), strict=True)
+        ):
             tokens = self.spec.item_tokens(features, count)
             hashes.extend(stable_hash(t) for t in tokens)
             ptr[i + 1] = len(hashes)
@@ -242,7 +255,9 @@ class FeatureEncoder:
         cand = np.asarray(candidates, dtype=np.int64)
         ann = np.asarray(ann_scores, dtype=np.float32)
         if cand.ndim != 1 or ann.shape != cand.shape:
-            raise ValueError(f"candidates {cand.shape} and ann_scores {ann.shape} must be equal 1-D")
+            raise ValueError(
+                f"candidates {cand.shape} and ann_scores {ann.shape} must be equal 1-D"
+            )
         if cand.size and (cand.min() < 0 or cand.max() >= self.num_items):
             raise ValueError(f"candidate index out of range [0, {self.num_items})")
         if not np.isfinite(ann).all():
@@ -250,7 +265,9 @@ class FeatureEncoder:
         spec = self.spec
         n = cand.size
         mask = np.uint64(spec.hashed_dim - 1)
-        user_hash = np.asarray([stable_hash(t) for t in spec.user_tokens(user_features)], dtype=np.uint64)
+        user_hash = np.asarray(
+            [stable_hash(t) for t in spec.user_tokens(user_features)], dtype=np.uint64
+        )
         n_user = user_hash.size
 
         starts = self._token_ptr[cand]

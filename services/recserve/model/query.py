@@ -16,8 +16,8 @@ class QueryConfig:
     The newest item has weight 1, the one before `decay`, then `decay**2`, ...
     """
 
-    history_length: int = 20
-    decay: float = 0.9
+    history_length: int = 5
+    decay: float = 0.7
 
     def __post_init__(self) -> None:
         if self.history_length < 1:

@@ -48,7 +48,8 @@ class Ranker:
         if not user_features:
             return []
         blocks = [
-            self.encoder.encode(f, c, a) for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
+            self.encoder.encode(f, c, a)
+            for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
         ]
         probabilities = self._probabilities(sparse.vstack(blocks, format="csr"))
         bounds = np.cumsum([b.shape[0] for b in blocks])[:-1]

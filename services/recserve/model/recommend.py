@@ -95,4 +95,6 @@ def recommend(
         return []
     ranker: Ranker = bundle.ranker
     scores = ranker.score(user_features, candidates, ann)
-    return [(int(candidates[o]), float(scores[o]), float(ann[o])) for o in rank(scores, candidates, k)]
+    return [
+        (int(candidates[o]), float(scores[o]), float(ann[o])) for o in rank(scores, candidates, k)
+    ]

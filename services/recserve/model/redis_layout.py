@@ -35,6 +35,7 @@ from recserve.model.bundle import Bundle
 
 if TYPE_CHECKING:
     import redis
+    from redis.typing import EncodableT
 
 VECTOR_DTYPE = "<f4"
 
@@ -95,11 +96,13 @@ def encode_vectors(vectors: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in array]
 
 
-def decode_vectors(blobs: Sequence[bytes | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [m, dim] with zero rows for missing, bool [m] found)."""
+def decode_vectors(blobs: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [m, dim] with zero rows for missing, bool [m] found) from MGET replies."""
     out = np.zeros((len(blobs), dim), dtype=np.float32)
     found = np.zeros(len(blobs), dtype=bool)
     for i, blob in enumerate(blobs):
+        if isinstance(blob, str):
+            raise TypeError("vectors are binary: use a Redis client with decode_responses=False")
         if blob is not None:
             if len(blob) != 4 * dim:
                 raise ValueError(f"vector {i} has {len(blob)} bytes, expected {4 * dim}")
@@ -117,7 +120,11 @@ def active_version(client: redis.Redis, layout: RedisLayout | None = None) -> st
 
 
 def read_vectors(
-    client: redis.Redis, version: str, item_ids: Sequence[str], dim: int, layout: RedisLayout | None = None
+    client: redis.Redis,
+    version: str,
+    item_ids: Sequence[str],
+    dim: int,
+    layout: RedisLayout | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     layout = layout or RedisLayout()
     if not item_ids:
@@ -173,7 +180,9 @@ def publish_bundle(
         features = bundle.item_features[lo:hi]
         pipe.hset(
             layout.item_features_key(version),
-            mapping={item_ids[lo + j]: json.dumps(f, ensure_ascii=False) for j, f in enumerate(features)},
+            mapping={
+                item_ids[lo + j]: json.dumps(f, ensure_ascii=False) for j, f in enumerate(features)
+            },
         )
         pipe.execute()
         say(f"publish {version}: {hi}/{len(item_ids)} vectors")
@@ -182,9 +191,11 @@ def publish_bundle(
     sample = sorted({0, len(item_ids) // 2, len(item_ids) - 1})
     got, found = read_vectors(client, version, [item_ids[i] for i in sample], bundle.dim, layout)
     if not found.all() or not np.array_equal(got, vectors[sample]):
-        raise RuntimeError(f"publish {version}: vectors read back from Redis differ from the bundle")
+        raise RuntimeError(
+            f"publish {version}: vectors read back from Redis differ from the bundle"
+        )
 
-    meta: dict[str, Any] = {
+    meta: dict[EncodableT, EncodableT] = {
         "version": version,
         "dim": bundle.dim,
         "count": len(item_ids),
@@ -223,7 +234,9 @@ def _seed_users(
     features: Mapping[str, Mapping[str, str]] | None,
     batch_size: int,
 ) -> tuple[int, int]:
-    events_of: dict[str, Sequence[str]] = dict(histories.items() if isinstance(histories, Mapping) else histories or ())
+    events_of: dict[str, Sequence[str]] = dict(
+        histories.items() if isinstance(histories, Mapping) else histories or ()
+    )
     features = features or {}
     users = list(dict.fromkeys([*events_of, *features]))
     if not users:
@@ -251,10 +264,15 @@ def _seed_users(
 def published_versions(client: redis.Redis, layout: RedisLayout | None = None) -> list[str]:
     """Newest publish first."""
     layout = layout or RedisLayout()
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in client.zrevrange(layout.versions_key(), 0, -1)]
+    return [
+        v.decode() if isinstance(v, bytes) else str(v)
+        for v in client.zrevrange(layout.versions_key(), 0, -1)
+    ]
 
 
-def gc_versions(client: redis.Redis, *, retention: int, layout: RedisLayout | None = None) -> list[str]:
+def gc_versions(
+    client: redis.Redis, *, retention: int, layout: RedisLayout | None = None
+) -> list[str]:
     """Deletes every key of versions beyond the newest `retention` publishes; never the active one."""
     if retention < 1:
         raise ValueError("retention must be >= 1")

@@ -130,17 +130,45 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class RedisTlsConfig:
+    # CA that signed the Redis server certificate (None: the system trust store).
+    ca_file: str | None
+    # Client certificate, for a Redis that requires one (`tls-auth-clients yes`).
+    cert_file: str | None
+    key_file: str | None
+
+
+@dataclass(frozen=True)
 class RedisConfig:
     url: str
+    # Overrides a password in the URL (keep secrets out of URLs: they end up in logs).
     password: str | None
     socket_timeout_s: float
     max_connections: int
+    # Only with a `rediss://` URL.
+    tls: RedisTlsConfig | None = None
 
     @classmethod
     def from_env(cls, env: Env) -> RedisConfig:
+        url = env.string("REDIS_URL", "redis://127.0.0.1:6379/0")
+        ca = env.optional_string("REDIS_TLS_CA_FILE")
+        cert = env.optional_string("REDIS_TLS_CERT_FILE")
+        key = env.optional_string("REDIS_TLS_KEY_FILE")
+        if (cert is None) != (key is None):
+            raise ConfigError(
+                "RECSERVE_REDIS_TLS_CERT_FILE and RECSERVE_REDIS_TLS_KEY_FILE must be set together"
+            )
+        tls = None
+        if ca is not None or cert is not None:
+            if not url.startswith("rediss://"):
+                raise ConfigError(
+                    "RECSERVE_REDIS_TLS_* need a rediss:// RECSERVE_REDIS_URL (TLS), got another scheme"
+                )
+            tls = RedisTlsConfig(ca, cert, key)
         return cls(
-            url=env.string("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            url=url,
             password=env.optional_string("REDIS_PASSWORD"),
             socket_timeout_s=env.number("REDIS_TIMEOUT_S", 0.5, min_value=0.001, max_value=60),
             max_connections=env.integer("REDIS_MAX_CONNECTIONS", 32, min_value=1, max_value=10_000),
+            tls=tls,
         )

@@ -226,7 +226,8 @@ class ServiceRunner:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
-        self.metrics_port = start_metrics_server(self.config.metrics_port)
+        # Same interface as gRPC: a loopback-only service does not expose metrics elsewhere.
+        self.metrics_port = start_metrics_server(self.config.metrics_port, self.config.host)
         log.info(
             "listening",
             extra={"grpc_port": self.bound_port, "metrics_port": self.metrics_port},

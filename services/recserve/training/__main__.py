@@ -11,11 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from recserve.model.bundle import BundleError, gc_bundle_dirs, iter_user_seed, load_bundle, newest_version
+import redis
+
+from recserve.model.bundle import (
+    BundleError,
+    gc_bundle_dirs,
+    iter_user_seed,
+    load_bundle,
+    newest_version,
+)
 from recserve.model.query import QueryConfig
+from recserve.training.config import Progress, TrainConfig, Word2VecParams
 from recserve.training.datasets import DEFAULT_MAX_BAD_FRACTION, FORMATS, DataError, LoadOptions
-from recserve.training.embeddings import Word2VecParams
-from recserve.training.pipeline import Progress, TrainConfig
 from recserve.training.synthetic import SyntheticSpec
 
 DEFAULTS = TrainConfig()
@@ -34,15 +41,27 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", help="dataset path (default: MovieLens-100K from --data-dir)")
     g.add_argument("--format", choices=FORMATS, help="input format (default: guessed from --data)")
-    g.add_argument("--data-dir", type=Path, default=DEFAULTS.data_dir, help="where MovieLens-100K is kept")
+    g.add_argument(
+        "--data-dir", type=Path, default=DEFAULTS.data_dir, help="where MovieLens-100K is kept"
+    )
     g.add_argument("--item-features", help="CSV/Parquet item feature table (item_id + columns)")
     g.add_argument("--user-features", help="CSV/Parquet user feature table (user_id + columns)")
-    g.add_argument("--context-columns", default="", help="comma-separated per-event context columns (e.g. device)")
+    g.add_argument(
+        "--context-columns",
+        default="",
+        help="comma-separated per-event context columns (e.g. device)",
+    )
     g.add_argument("--min-weight", type=float, help="drop events with weight below this")
     g.add_argument("--event-types", help="comma-separated event types to keep")
-    g.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
-                   help="fail when more than this share of rows is unusable")
-    g.add_argument("--synthetic-items", type=int, default=10_000, help="--format synthetic without --data")
+    g.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=DEFAULT_MAX_BAD_FRACTION,
+        help="fail when more than this share of rows is unusable",
+    )
+    g.add_argument(
+        "--synthetic-items", type=int, default=10_000, help="--format synthetic without --data"
+    )
     g.add_argument("--synthetic-users", type=int, default=2_000)
     g.add_argument("--synthetic-events", type=int, default=200_000)
 
@@ -58,22 +77,34 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-count", type=int, default=W2V.min_count)
     g.add_argument("--shrink-windows", type=_bool, default=W2V.shrink_windows)
     g.add_argument("--alpha", type=float, default=W2V.alpha)
-    g.add_argument("--workers", type=int, default=W2V.workers, help="0 = all cores; 1 = reproducible")
+    g.add_argument(
+        "--workers", type=int, default=W2V.workers, help="0 = all cores; 1 = reproducible"
+    )
     g.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    g.add_argument("--session-gap", type=float, default=DEFAULTS.session_gap_seconds,
-                   help="inactivity gap in seconds that starts a new session (0 = one per user)")
+    g.add_argument(
+        "--session-gap",
+        type=float,
+        default=DEFAULTS.session_gap_seconds,
+        help="inactivity gap in seconds that starts a new session (0 = one per user)",
+    )
     g = p.add_argument_group("query, candidates and ranker")
     g.add_argument("--history-length", type=int, default=DEFAULTS.query.history_length)
     g.add_argument("--decay", type=float, default=DEFAULTS.query.decay)
-    g.add_argument("--scoring", choices=("auto", "output", "input"), default=DEFAULTS.scoring,
-                   help="score candidates with syn1neg output vectors, input vectors, or whichever validates better")
+    g.add_argument(
+        "--scoring",
+        choices=("auto", "output", "input"),
+        default=DEFAULTS.scoring,
+        help="score candidates with syn1neg output vectors, input vectors, or whichever validates better",
+    )
     g.add_argument("--num-candidates", type=int, default=DEFAULTS.num_candidates)
     g.add_argument("--ranker-c", type=float, default=DEFAULTS.ranker_c, help="inverse L2 strength")
     g.add_argument("--cross-value", type=float, default=DEFAULTS.cross_value)
     g.add_argument("--token-value", type=float, default=DEFAULTS.token_value)
     g.add_argument("--hash-bits", type=int, default=DEFAULTS.hash_bits)
     g.add_argument("--ann-recall", type=float, default=DEFAULTS.ann_target_recall)
-    g.add_argument("--eval-users", type=int, default=DEFAULTS.eval_users, help="max users evaluated")
+    g.add_argument(
+        "--eval-users", type=int, default=DEFAULTS.eval_users, help="max users evaluated"
+    )
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -115,15 +146,17 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         eval_users=args.eval_users,
         seed=args.seed,
         synthetic=SyntheticSpec(
-            items=args.synthetic_items, users=args.synthetic_users, events=args.synthetic_events, seed=args.seed
+            items=args.synthetic_items,
+            users=args.synthetic_users,
+            events=args.synthetic_events,
+            seed=args.seed,
         )
         if args.format == "synthetic" and args.data is None
         else None,
     )
 
 
-def _redis(url: str):  # type: ignore[no-untyped-def]
-    import redis
+def _redis(url: str) -> redis.Redis:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
@@ -156,7 +189,12 @@ def _publish(path: Path, url: str, retention: int, progress: Progress) -> int:
         if feats:
             features[user_id] = feats
     result = publish_bundle(
-        _redis(url), bundle, retention=retention, user_histories=histories, user_features=features, progress=progress
+        _redis(url),
+        bundle,
+        retention=retention,
+        user_histories=histories,
+        user_features=features,
+        progress=progress,
     )
     print(
         f"published {result.version} ({result.vectors:,} vectors, {result.users_seeded:,} users seeded, "
@@ -191,8 +229,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from recserve.training.synthetic import generate
 
     spec = SyntheticSpec(
-        items=args.items, users=args.users, events=args.events, seed=args.seed,
-        clusters=args.clusters, popularity_exponent=args.popularity_exponent,
+        items=args.items,
+        users=args.users,
+        events=args.events,
+        seed=args.seed,
+        clusters=args.clusters,
+        popularity_exponent=args.popularity_exponent,
     )
     manifest = generate(spec, Path(args.out), fmt=args.out_format, say=Progress())
     print(json.dumps(manifest, indent=2))
@@ -203,7 +245,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from recserve.training.tuning import run
 
     params = [p for p in args.params.split(",") if p] or None
-    result = run(_config(args), Path(args.out) if args.out else None, params)
+    result = run(
+        _config(args), Path(args.out) if args.out else None, params, ranker=not args.no_ranker
+    )
     print(json.dumps({k: v for k, v in result.items() if k not in ("trials", "ranker")}, indent=2))
     return 0
 
@@ -211,7 +255,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_bench_ann(args: argparse.Namespace) -> int:
     from recserve.training.synthetic import bench_ann
 
-    print(json.dumps(bench_ann(args.items, args.dim, queries=args.queries, seed=args.seed, say=Progress()), indent=2))
+    print(
+        json.dumps(
+            bench_ann(args.items, args.dim, queries=args.queries, seed=args.seed, say=Progress()),
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -219,24 +268,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recserve.training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="data -> embeddings -> index -> ranker -> evaluation -> bundle")
-    p.add_argument("--bundles", default=str(DEFAULTS.bundles), help="root directory of bundle versions")
+    p = sub.add_parser(
+        "train", help="data -> embeddings -> index -> ranker -> evaluation -> bundle"
+    )
+    p.add_argument(
+        "--bundles", default=str(DEFAULTS.bundles), help="root directory of bundle versions"
+    )
     p.add_argument("--redis-url", help="publish the new bundle to this Redis when done")
-    p.add_argument("--retention", type=int, default=2, help="Redis versions to keep when publishing")
+    p.add_argument(
+        "--retention", type=int, default=2, help="Redis versions to keep when publishing"
+    )
     _add_data_args(p)
     _add_model_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("publish", help="load a bundle's vectors into Redis and make it the active version")
+    p = sub.add_parser(
+        "publish", help="load a bundle's vectors into Redis and make it the active version"
+    )
     p.add_argument("--bundles", default=str(DEFAULTS.bundles))
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--version", help="bundle version (default: the newest in --bundles)")
     p.add_argument("--retention", type=int, default=2, help="published versions to keep in Redis")
     p.set_defaults(func=cmd_publish)
 
-    p = sub.add_parser("gc", help="delete old bundle directories (and old Redis versions with --redis-url)")
+    p = sub.add_parser(
+        "gc", help="delete old bundle directories (and old Redis versions with --redis-url)"
+    )
     p.add_argument("--bundles", default=str(DEFAULTS.bundles))
-    p.add_argument("--keep", type=int, default=5, help="bundle directories to keep (the active one always stays)")
+    p.add_argument(
+        "--keep",
+        type=int,
+        default=5,
+        help="bundle directories to keep (the active one always stays)",
+    )
     p.add_argument("--redis-url")
     p.add_argument("--retention", type=int, default=2)
     p.set_defaults(func=cmd_gc)
@@ -248,18 +312,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--out-format", choices=("csv", "parquet"), default="parquet")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--clusters", type=int, default=0, help="taste clusters (0 = about sqrt(items) / 2)")
-    p.add_argument("--popularity-exponent", type=float, default=1.0, help="Zipf exponent of item popularity")
+    p.add_argument(
+        "--clusters", type=int, default=0, help="taste clusters (0 = about sqrt(items) / 2)"
+    )
+    p.add_argument(
+        "--popularity-exponent", type=float, default=1.0, help="Zipf exponent of item popularity"
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("tune", help="sweep hyperparameters on the validation split")
     p.add_argument("--out", help="write all trials as JSON here")
-    p.add_argument("--params", default="", help="comma-separated word2vec parameters to sweep (default: all)")
+    p.add_argument(
+        "--params", default="", help="comma-separated word2vec parameters to sweep (default: all)"
+    )
+    p.add_argument("--no-ranker", action="store_true", help="skip the ranker cross-validation")
     _add_data_args(p)
     _add_model_args(p)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("bench-ann", help="ScaNN build time, memory, recall@10 and latency on synthetic vectors")
+    p = sub.add_parser(
+        "bench-ann", help="ScaNN build time, memory, recall@10 and latency on synthetic vectors"
+    )
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=1000)

@@ -30,7 +30,9 @@ def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int = 65
     best_val = np.zeros((b, 0), dtype=np.float32)
     for lo in range(0, vectors.shape[0], chunk):
         scores = queries @ vectors[lo : lo + chunk].T
-        idx = np.concatenate([best_idx, np.broadcast_to(np.arange(lo, lo + scores.shape[1]), scores.shape)], axis=1)
+        idx = np.concatenate(
+            [best_idx, np.broadcast_to(np.arange(lo, lo + scores.shape[1]), scores.shape)], axis=1
+        )
         val = np.concatenate([best_val, scores], axis=1)
         if val.shape[1] > k:
             top = np.argpartition(-val, k - 1, axis=1)[:, :k]
@@ -46,7 +48,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits) / k)
 
 
-def measure(index: AnnIndex, queries: np.ndarray, truth: np.ndarray, latency_queries: int = 200) -> dict[str, float]:
+def measure(
+    index: AnnIndex, queries: np.ndarray, truth: np.ndarray, latency_queries: int = 200
+) -> dict[str, float]:
     k = truth.shape[1]
     found, _ = index.search_batched(queries, k)
     timings = []
@@ -68,7 +72,12 @@ def default_config(n: int) -> AnnConfig:
     if n < AH_BELOW:
         return AnnConfig(kind="ah", reorder_num_neighbors=400)
     leaves = max(2, round(math.sqrt(n)))
-    return AnnConfig(kind="tree_ah", num_leaves=leaves, leaves_to_search=max(1, leaves // 20), reorder_num_neighbors=400)
+    return AnnConfig(
+        kind="tree_ah",
+        num_leaves=leaves,
+        leaves_to_search=max(1, leaves // 20),
+        reorder_num_neighbors=400,
+    )
 
 
 def tune_index(
@@ -90,7 +99,9 @@ def tune_index(
     started = time.perf_counter()
     index = AnnIndex.build(vectors, config)
     build_seconds = time.perf_counter() - started
-    say(f"ANN {config.kind} over {n:,} items built in {build_seconds:.1f}s; tuning for recall@{k} >= {target_recall}")
+    say(
+        f"ANN {config.kind} over {n:,} items built in {build_seconds:.1f}s; tuning for recall@{k} >= {target_recall}"
+    )
 
     trials: list[dict[str, Any]] = []
     if config.kind == "brute_force":
@@ -101,13 +112,26 @@ def tune_index(
         leaf_options = [0]
         if config.kind == "tree_ah":
             leaves = config.num_leaves
-            leaf_options = sorted({max(1, min(leaves, math.ceil(leaves * f))) for f in (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)})
+            leaf_options = sorted(
+                {
+                    max(1, min(leaves, math.ceil(leaves * f)))
+                    for f in (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
+                }
+            )
         best: tuple[float, AnnConfig, dict[str, float]] | None = None
         for reorder in reorders:
             for leaves_to_search in leaf_options:
-                candidate = replace(config, reorder_num_neighbors=reorder, leaves_to_search=leaves_to_search)
+                candidate = replace(
+                    config, reorder_num_neighbors=reorder, leaves_to_search=leaves_to_search
+                )
                 result = measure(index.with_config(candidate), queries, truth)
-                trials.append({"reorder_num_neighbors": reorder, "leaves_to_search": leaves_to_search, **result})
+                trials.append(
+                    {
+                        "reorder_num_neighbors": reorder,
+                        "leaves_to_search": leaves_to_search,
+                        **result,
+                    }
+                )
                 if result[f"recall@{k}"] >= target_recall:
                     if best is None or result["latency_p50_ms"] < best[0]:
                         best = (result["latency_p50_ms"], candidate, result)
@@ -115,7 +139,11 @@ def tune_index(
         if best is None:
             # Nothing reached the target: take the most accurate setting and say so.
             top = max(trials, key=lambda t: t[f"recall@{k}"])
-            config = replace(config, reorder_num_neighbors=top["reorder_num_neighbors"], leaves_to_search=top["leaves_to_search"])
+            config = replace(
+                config,
+                reorder_num_neighbors=top["reorder_num_neighbors"],
+                leaves_to_search=top["leaves_to_search"],
+            )
             chosen = {key: top[key] for key in (f"recall@{k}", "latency_p50_ms", "latency_p99_ms")}
             say(f"ANN: no setting reached recall {target_recall}; best {chosen[f'recall@{k}']:.3f}")
         else:

@@ -38,6 +38,7 @@ FORMATS = ("movielens", "recbole", "csv", "parquet", "synthetic")
 BLOCK_BYTES = 16 << 20
 PARQUET_BATCH_ROWS = 1 << 20
 DEFAULT_MAX_BAD_FRACTION = 0.1
+PROGRESS_ROWS = 5_000_000
 
 # Kinds of dropped rows, in report order. blank_line is harmless and never counts as bad.
 BAD_KINDS = (
@@ -117,7 +118,9 @@ class LoadReport:
             lines.append(f"filtered out by --min-weight/--event-types: {self.filtered:,}")
         for kind in BAD_KINDS:
             if kind in self.bad:
-                lines.append(f"dropped {self.bad[kind]:,} {kind.replace('_', ' ')} (first: {self.examples[kind]})")
+                lines.append(
+                    f"dropped {self.bad[kind]:,} {kind.replace('_', ' ')} (first: {self.examples[kind]})"
+                )
         if self.blank_lines:
             lines.append(f"skipped {self.blank_lines:,} blank lines")
         lines.extend(self.notes)
@@ -247,7 +250,9 @@ def _iter_text_blocks(
             )
         except pa.ArrowInvalid as exc:
             raise _locate_text_error(exc, data, name, line_offset, columns) from None
-        numbers = np.setdiff1d(np.arange(1, n_lines + 1, dtype=np.int64), np.asarray(skipped, dtype=np.int64))
+        numbers = np.setdiff1d(
+            np.arange(1, n_lines + 1, dtype=np.int64), np.asarray(skipped, dtype=np.int64)
+        )
         if numbers.size != table.num_rows:
             raise DataError(
                 "could not map rows to line numbers (a quoted field spanning lines?)",
@@ -260,7 +265,9 @@ def _iter_text_blocks(
             return
 
 
-def _locate_text_error(exc: Exception, data: bytes, name: str, line_offset: int, columns: Sequence[str]) -> DataError:
+def _locate_text_error(
+    exc: Exception, data: bytes, name: str, line_offset: int, columns: Sequence[str]
+) -> DataError:
     for i, raw in enumerate(data.split(b"\n")):
         try:
             raw.decode("utf-8")
@@ -303,7 +310,9 @@ def _read_header(stream: IO[bytes], name: str, delimiter: str) -> list[str]:
 # --------------------------------------------------------------------------- event logs
 
 
-def _resolve_columns(header: Sequence[str], name: str, context: Sequence[str], unit: str = "line") -> dict[str, str]:
+def _resolve_columns(
+    header: Sequence[str], name: str, context: Sequence[str], unit: str = "line"
+) -> dict[str, str]:
     """Canonical field -> column name in the file (case-insensitive aliases)."""
     lowered = {h.lower(): h for h in header}
     found: dict[str, str] = {}
@@ -324,7 +333,13 @@ def _resolve_columns(header: Sequence[str], name: str, context: Sequence[str], u
             )
     for column in context:
         if column not in header:
-            raise DataError(f"context column not in header {list(header)}", file=name, line=1, column=column, unit=unit)
+            raise DataError(
+                f"context column not in header {list(header)}",
+                file=name,
+                line=1,
+                column=column,
+                unit=unit,
+            )
         found[f"context:{column}"] = column
     return found
 
@@ -332,9 +347,12 @@ def _resolve_columns(header: Sequence[str], name: str, context: Sequence[str], u
 class _EventAccumulator:
     """Validates blocks of raw event rows and accumulates clean, coded arrays."""
 
-    def __init__(self, report: LoadReport, options: LoadOptions):
+    def __init__(
+        self, report: LoadReport, options: LoadOptions, say: Callable[[str], None] | None = None
+    ):
         self.report = report
         self.options = options
+        self.say = say
         self.user_codes: dict[str, int] = {}
         self.item_codes: dict[str, int] = {}
         self.context_codes: dict[str, dict[str, int]] = {c: {} for c in options.context_columns}
@@ -345,11 +363,25 @@ class _EventAccumulator:
         self._ctx_parts: dict[str, list[np.ndarray]] = {c: [] for c in options.context_columns}
         self._file_names: list[str] = []
 
-    def add(self, name: str, table: pa.Table, lines: np.ndarray, columns: Mapping[str, str], unit: str = "line") -> None:
+    def add(
+        self,
+        name: str,
+        table: pa.Table,
+        lines: np.ndarray,
+        columns: Mapping[str, str],
+        unit: str = "line",
+    ) -> None:
         report = self.report
         if self.options.event_types is not None and "event_type" not in columns:
-            raise DataError("--event-types given but the file has no event_type column", file=name, line=1, unit=unit)
+            raise DataError(
+                "--event-types given but the file has no event_type column",
+                file=name,
+                line=1,
+                unit=unit,
+            )
         n = table.num_rows
+        if self.say and (report.rows + n) // PROGRESS_ROWS > report.rows // PROGRESS_ROWS:
+            self.say(f"read {report.rows + n:,} rows from {name}")
         report.rows += n
         if n == 0:
             return
@@ -360,7 +392,9 @@ class _EventAccumulator:
         items = _clean_ids(table.column(columns["item_id"]))
         user_missing = _missing(users)
         item_missing = _missing(items)
-        blank = user_missing & item_missing & _missing(_clean_ids(table.column(columns["timestamp"])))
+        blank = (
+            user_missing & item_missing & _missing(_clean_ids(table.column(columns["timestamp"])))
+        )
         report.blank_lines += int(blank.sum())
         ok = ~blank
 
@@ -369,7 +403,9 @@ class _EventAccumulator:
             hit = mask & ok
             if hit.any():
                 first = int(np.flatnonzero(hit)[0])
-                report.add_bad(kind, int(hit.sum()), f"{name}:{unit} {lines[first]} column {column!r}{detail}")
+                report.add_bad(
+                    kind, int(hit.sum()), f"{name}:{unit} {lines[first]} column {column!r}{detail}"
+                )
             ok &= ~mask
 
         drop("missing_user_id", user_missing, columns["user_id"])
@@ -390,7 +426,9 @@ class _EventAccumulator:
         if self.options.min_weight is not None:
             keep &= weights >= self.options.min_weight
         if self.options.event_types is not None:
-            allowed = np.array([self.event_codes.get(e, -2) for e in self.options.event_types], dtype=np.int32)
+            allowed = np.array(
+                [self.event_codes.get(e, -2) for e in self.options.event_types], dtype=np.int32
+            )
             keep &= np.isin(events, allowed)
         report.filtered += int((ok & ~keep).sum())
         if not keep.any():
@@ -416,9 +454,16 @@ class _EventAccumulator:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         users, items = cat("users", np.int32), cat("items", np.int32)
-        ts, weights, events = cat("ts", np.int64), cat("weights", np.float32), cat("events", np.int32)
+        ts, weights, events = (
+            cat("ts", np.int64),
+            cat("weights", np.float32),
+            cat("events", np.int32),
+        )
         lines, files = cat("lines", np.int64), cat("files", np.int32)
-        context = {c: np.concatenate(p) if p else np.zeros(0, dtype=np.int32) for c, p in self._ctx_parts.items()}
+        context = {
+            c: np.concatenate(p) if p else np.zeros(0, dtype=np.int32)
+            for c, p in self._ctx_parts.items()
+        }
         if users.size:
             # Exact repeats (same user, item, time and event type) are logging artefacts.
             order = np.lexsort((np.arange(users.size), events, ts, items, users))
@@ -446,7 +491,9 @@ class _EventAccumulator:
             items=items,
             timestamps=ts,
             weights=weights,
-            context={c: (context[c], list(self.context_codes[c])) for c in self.options.context_columns},
+            context={
+                c: (context[c], list(self.context_codes[c])) for c in self.options.context_columns
+            },
         )
 
 
@@ -458,7 +505,9 @@ def _clean_ids(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _missing(array: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(pc.equal(array, ""), True).to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(
+        pc.fill_null(pc.equal(array, ""), True).to_numpy(zero_copy_only=False), dtype=bool
+    )
 
 
 def _encode(array: pa.Array, codes: dict[str, int], missing: int | None = None) -> np.ndarray:
@@ -477,7 +526,13 @@ def _encode(array: pa.Array, codes: dict[str, int], missing: int | None = None) 
 
 
 _NUMERIC_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d",
+)
 # Epoch numbers above this are milliseconds (as seconds they would be after the year 5000).
 _MS_THRESHOLD = 1e11
 
@@ -489,18 +544,30 @@ def parse_timestamps(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np
     if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
         valid = array.is_valid().to_numpy(zero_copy_only=False)
         # safe=False: dropping sub-second precision is intended.
-        as_seconds = pc.cast(array, pa.timestamp("s", tz=getattr(array.type, "tz", None)), safe=False)
+        as_seconds = pc.cast(
+            array, pa.timestamp("s", tz=getattr(array.type, "tz", None)), safe=False
+        )
         seconds = pc.cast(as_seconds, pa.int64())
-        return np.asarray(seconds.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), valid
+        return np.asarray(
+            seconds.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64
+        ), valid
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
-        values = np.asarray(pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False))
+        values = np.asarray(
+            pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        )
         return _epoch_seconds(values)
     text = pc.utf8_trim_whitespace(pc.cast(array, pa.string()))
-    numeric = np.asarray(pc.fill_null(pc.match_substring_regex(text, _NUMERIC_RE), False).to_numpy(zero_copy_only=False))
+    numeric = np.asarray(
+        pc.fill_null(pc.match_substring_regex(text, _NUMERIC_RE), False).to_numpy(
+            zero_copy_only=False
+        )
+    )
     out = np.zeros(n, dtype=np.int64)
     valid = np.zeros(n, dtype=bool)
     if numeric.any():
-        as_float = pc.cast(pc.if_else(pa.array(numeric), text, "0"), pa.float64()).to_numpy(zero_copy_only=False)
+        as_float = pc.cast(pc.if_else(pa.array(numeric), text, "0"), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
         seconds, ok = _epoch_seconds(np.where(numeric, as_float, np.nan))
         out[ok], valid[ok] = seconds[ok], True
     if not (numeric | valid).all():
@@ -526,15 +593,25 @@ def _epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return seconds.astype(np.int64), ok
 
 
-def _parse_floats(column: pa.ChunkedArray | pa.Array, *, default: float) -> tuple[np.ndarray, np.ndarray]:
+def _parse_floats(
+    column: pa.ChunkedArray | pa.Array, *, default: float
+) -> tuple[np.ndarray, np.ndarray]:
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
-        values = np.asarray(pc.cast(array, pa.float64()).fill_null(default).to_numpy(zero_copy_only=False))
+        values = np.asarray(
+            pc.cast(array, pa.float64()).fill_null(default).to_numpy(zero_copy_only=False)
+        )
         return values.astype(np.float32), np.isfinite(values)
     text = pc.utf8_trim_whitespace(pc.cast(array, pa.string()))
     empty = np.asarray(pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False))
-    numeric = np.asarray(pc.fill_null(pc.match_substring_regex(text, _NUMERIC_RE), False).to_numpy(zero_copy_only=False))
-    parsed = pc.cast(pc.if_else(pa.array(numeric), text, "0"), pa.float64()).to_numpy(zero_copy_only=False)
+    numeric = np.asarray(
+        pc.fill_null(pc.match_substring_regex(text, _NUMERIC_RE), False).to_numpy(
+            zero_copy_only=False
+        )
+    )
+    parsed = pc.cast(pc.if_else(pa.array(numeric), text, "0"), pa.float64()).to_numpy(
+        zero_copy_only=False
+    )
     values = np.where(numeric, parsed, default)
     return values.astype(np.float32), numeric | empty
 
@@ -544,8 +621,13 @@ def _check_quality(report: LoadReport, options: LoadOptions, name: str) -> None:
     if report.kept == 0:
         if report.bad:
             kind = max(report.bad, key=lambda k: report.bad[k])
-            raise DataError(f"no usable rows: every row was dropped, e.g. {kind}: {report.examples[kind]}", file=name)
-        raise DataError("no usable rows" + (" after filtering" if report.filtered else ""), file=name)
+            raise DataError(
+                f"no usable rows: every row was dropped, e.g. {kind}: {report.examples[kind]}",
+                file=name,
+            )
+        raise DataError(
+            "no usable rows" + (" after filtering" if report.filtered else ""), file=name
+        )
     if considered and report.bad_total / considered > options.max_bad_fraction:
         kind = max(report.bad, key=lambda k: report.bad[k])
         raise DataError(
@@ -556,7 +638,9 @@ def _check_quality(report: LoadReport, options: LoadOptions, name: str) -> None:
         )
 
 
-def load_event_log(path: str | Path, options: LoadOptions = LoadOptions()) -> tuple[Interactions, LoadReport]:
+def load_event_log(
+    path: str | Path, options: LoadOptions = LoadOptions(), say: Callable[[str], None] | None = None
+) -> tuple[Interactions, LoadReport]:
     """User logs: CSV/TSV (optionally compressed) with a header, or Parquet.
 
     Columns: user_id, item_id, timestamp (epoch seconds/ms or ISO 8601) + optional event_type,
@@ -564,7 +648,7 @@ def load_event_log(path: str | Path, options: LoadOptions = LoadOptions()) -> tu
     """
     path = Path(path)
     report = LoadReport(files=[str(path)])
-    acc = _EventAccumulator(report, options)
+    acc = _EventAccumulator(report, options, say)
     if _is_parquet(path):
         for table, rows, columns in _iter_parquet(path, options.context_columns):
             acc.add(str(path), table, rows, columns, unit="row")
@@ -574,7 +658,11 @@ def load_event_log(path: str | Path, options: LoadOptions = LoadOptions()) -> tu
         with _open_binary(path) as stream:
             header = _read_header(stream, str(path), delimiter)
             if len(header) == 1 and delimiter == ",":
-                raise DataError(f"header has one column ({header[0]!r}): is the file comma-separated?", file=path, line=1)
+                raise DataError(
+                    f"header has one column ({header[0]!r}): is the file comma-separated?",
+                    file=path,
+                    line=1,
+                )
             columns = _resolve_columns(header, str(path), options.context_columns)
             for block in _iter_text_blocks(
                 stream,
@@ -612,7 +700,9 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
-def _iter_parquet(path: Path, context: Sequence[str]) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str]]]:
+def _iter_parquet(
+    path: Path, context: Sequence[str]
+) -> Iterator[tuple[pa.Table, np.ndarray, dict[str, str]]]:
     try:
         parquet = pq.ParquetFile(str(path))
     except FileNotFoundError:
@@ -622,27 +712,37 @@ def _iter_parquet(path: Path, context: Sequence[str]) -> Iterator[tuple[pa.Table
     columns = _resolve_columns(parquet.schema_arrow.names, str(path), context, unit="row")
     first_row = 1
     try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(dict.fromkeys(columns.values()))):
+        for batch in parquet.iter_batches(
+            batch_size=PARQUET_BATCH_ROWS, columns=list(dict.fromkeys(columns.values()))
+        ):
             table = pa.Table.from_batches([batch])
             rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
             first_row += table.num_rows
             yield table, rows, columns
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read Parquet data: {exc}", file=path, line=first_row, unit="row") from None
+        raise DataError(
+            f"cannot read Parquet data: {exc}", file=path, line=first_row, unit="row"
+        ) from None
 
 
 # ----------------------------------------------------------------------- feature tables
 
 
 def _features_from_table(
-    table: pa.Table, id_column: str, name: str, multi: Sequence[str] = (), multi_separator: str = MULTI_VALUE_SEPARATOR
+    table: pa.Table,
+    id_column: str,
+    name: str,
+    multi: Sequence[str] = (),
+    multi_separator: str = MULTI_VALUE_SEPARATOR,
 ) -> dict[str, dict[str, RawValue]]:
     ids = _clean_ids(table.column(id_column)).to_pylist()
     out: dict[str, dict[str, RawValue]] = {}
     feature_columns = [c for c in table.column_names if c != id_column]
     values = {c: _clean_ids(table.column(c)).to_pylist() for c in feature_columns}
     multi_cols = set(multi) | {
-        c for c in feature_columns if multi_separator != " " and any(multi_separator in (v or "") for v in values[c])
+        c
+        for c in feature_columns
+        if multi_separator != " " and any(multi_separator in (v or "") for v in values[c])
     }
     for row, entity in enumerate(ids):
         if not entity:
@@ -662,7 +762,9 @@ def _features_from_table(
     return out
 
 
-def load_feature_table(path: str | Path, kind: Literal["item", "user"]) -> dict[str, dict[str, RawValue]]:
+def load_feature_table(
+    path: str | Path, kind: Literal["item", "user"]
+) -> dict[str, dict[str, RawValue]]:
     """CSV/Parquet: an id column (item_id/user_id or the first column) + one column per feature;
     values with '|' are multi-valued (e.g. genres)."""
     path = Path(path)
@@ -680,12 +782,22 @@ def load_feature_table(path: str | Path, kind: Literal["item", "user"]) -> dict[
             header = _dedupe(_read_header(stream, str(path), delimiter))
             blocks = list(
                 _iter_text_blocks(
-                    stream, str(path), columns=header, delimiter=delimiter, first_line=2, report=report, quote=True
+                    stream,
+                    str(path),
+                    columns=header,
+                    delimiter=delimiter,
+                    first_line=2,
+                    report=report,
+                    quote=True,
                 )
             )
         if report.bad:
             raise DataError(f"malformed row: {report.examples['malformed_row']}", file=path)
-        table = pa.concat_tables([b.table for b in blocks]) if blocks else pa.table({h: pa.array([], pa.string()) for h in header})
+        table = (
+            pa.concat_tables([b.table for b in blocks])
+            if blocks
+            else pa.table({h: pa.array([], pa.string()) for h in header})
+        )
     lowered = {h.lower(): h for h in header}
     id_column = next((lowered[a] for a in id_aliases if a in lowered), header[0])
     return _features_from_table(table, id_column, str(path))
@@ -713,15 +825,25 @@ def _recbole_header(stream: IO[bytes], name: str) -> tuple[list[str], dict[str, 
 
 
 def _read_recbole_events(
-    stream: IO[bytes], name: str, options: LoadOptions, report: LoadReport
+    stream: IO[bytes],
+    name: str,
+    options: LoadOptions,
+    report: LoadReport,
+    say: Callable[[str], None] | None = None,
 ) -> Interactions:
     names, _types = _recbole_header(stream, name)
-    acc = _EventAccumulator(report, options)
+    acc = _EventAccumulator(report, options, say)
     columns = _resolve_columns_recbole(names, name, options)
     if columns["timestamp"] == "__row__":
         report.notes.append(f"{name} has no timestamp field: file order is used as time order")
     for block in _iter_text_blocks(
-        stream, name, columns=names, delimiter="\t", first_line=2, report=report, quote=False,
+        stream,
+        name,
+        columns=names,
+        delimiter="\t",
+        first_line=2,
+        report=report,
+        quote=False,
         keep=sorted(set(columns.values()) - {"__row__"}),
     ):
         table = block.table
@@ -731,7 +853,9 @@ def _read_recbole_events(
     return acc.finish()
 
 
-def _resolve_columns_recbole(names: Sequence[str], name: str, options: LoadOptions) -> dict[str, str]:
+def _resolve_columns_recbole(
+    names: Sequence[str], name: str, options: LoadOptions
+) -> dict[str, str]:
     if "timestamp" not in names:
         # Some RecBole datasets have no time; file order is the only order there is.
         columns = _resolve_columns([*names, "timestamp"], name, options.context_columns)
@@ -740,12 +864,20 @@ def _resolve_columns_recbole(names: Sequence[str], name: str, options: LoadOptio
     return _resolve_columns(names, name, options.context_columns)
 
 
-def _read_recbole_features(stream: IO[bytes], name: str, id_field: str) -> dict[str, dict[str, RawValue]]:
+def _read_recbole_features(
+    stream: IO[bytes], name: str, id_field: str
+) -> dict[str, dict[str, RawValue]]:
     names, types = _recbole_header(stream, name)
     if id_field not in names:
-        raise DataError(f"has no {id_field} field (header: {names})", file=name, line=1, column=id_field)
+        raise DataError(
+            f"has no {id_field} field (header: {names})", file=name, line=1, column=id_field
+        )
     report = LoadReport(files=[name])
-    blocks = list(_iter_text_blocks(stream, name, columns=names, delimiter="\t", first_line=2, report=report, quote=False))
+    blocks = list(
+        _iter_text_blocks(
+            stream, name, columns=names, delimiter="\t", first_line=2, report=report, quote=False
+        )
+    )
     if report.bad:
         raise DataError(f"malformed row: {report.examples['malformed_row']}", file=name)
     table = pa.concat_tables([b.table for b in blocks])
@@ -753,13 +885,15 @@ def _read_recbole_features(stream: IO[bytes], name: str, id_field: str) -> dict[
     return _features_from_table(table, id_field, name, multi=multi, multi_separator=" ")
 
 
-def load_recbole(path: str | Path, options: LoadOptions = LoadOptions()) -> Dataset:
+def load_recbole(
+    path: str | Path, options: LoadOptions = LoadOptions(), say: Callable[[str], None] | None = None
+) -> Dataset:
     """A RecBole atomic dataset: `<dir>/<name>.inter` (+ optional .item, .user), or the .inter path."""
     path = Path(path)
     inter = path if path.suffix == ".inter" else _single(path, "*.inter")
     report = LoadReport(files=[str(inter)])
     with _open_binary(inter) as stream:
-        interactions = _read_recbole_events(stream, str(inter), options, report)
+        interactions = _read_recbole_events(stream, str(inter), options, report, say)
     _check_quality(report, options, str(inter))
     item_path, user_path = inter.with_suffix(".item"), inter.with_suffix(".user")
     items: dict[str, dict[str, RawValue]] = {}
@@ -778,14 +912,21 @@ def _single(directory: Path, pattern: str) -> Path:
         raise DataError("not found (expected a directory or a file)", file=directory)
     matches = sorted(directory.glob(pattern))
     if len(matches) != 1:
-        raise DataError(f"expected exactly one {pattern} file, found {[m.name for m in matches]}", file=directory)
+        raise DataError(
+            f"expected exactly one {pattern} file, found {[m.name for m in matches]}",
+            file=directory,
+        )
     return matches[0]
 
 
 def _single_valued(features: Mapping[str, Mapping[str, RawValue]]) -> dict[str, dict[str, str]]:
     """User features are single values (they travel as a Redis hash); lists are joined with '|'."""
     return {
-        entity: {k: v if isinstance(v, str) else MULTI_VALUE_SEPARATOR.join(v) for k, v in row.items() if v is not None}
+        entity: {
+            k: v if isinstance(v, str) else MULTI_VALUE_SEPARATOR.join(v)
+            for k, v in row.items()
+            if v is not None
+        }
         for entity, row in features.items()
     }
 
@@ -805,11 +946,23 @@ def fetch_movielens(dest: str | Path = "data", *, say: Callable[[str], None] = p
     if wheel is None:
         dest.mkdir(parents=True, exist_ok=True)
         say(f"downloading {RECBOLE_REQUIREMENT} (MovieLens-100K is inside) into {dest}/")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", RECBOLE_REQUIREMENT, "-d", str(dest)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            RECBOLE_REQUIREMENT,
+            "-d",
+            str(dest),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wheel = find_movielens_wheel(dest)
         if result.returncode != 0 or wheel is None:
-            raise DataError(f"`{' '.join(command)}` failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise DataError(
+                f"`{' '.join(command)}` failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
     try:
         with zipfile.ZipFile(wheel) as archive:
             names = set(archive.namelist())
@@ -821,7 +974,9 @@ def fetch_movielens(dest: str | Path = "data", *, say: Callable[[str], None] = p
     return wheel
 
 
-def load_movielens_100k(data_dir: str | Path = "data", options: LoadOptions = LoadOptions()) -> Dataset:
+def load_movielens_100k(
+    data_dir: str | Path = "data", options: LoadOptions = LoadOptions()
+) -> Dataset:
     """MovieLens-100K read straight from the recbole wheel (fetched on first use)."""
     wheel = fetch_movielens(data_dir, say=lambda msg: print(msg, file=sys.stderr))
     with zipfile.ZipFile(wheel) as archive:
@@ -844,13 +999,32 @@ def load_movielens_100k(data_dir: str | Path = "data", options: LoadOptions = Lo
     return Dataset("ml-100k", interactions, items, _single_valued(users), report)
 
 
-ML100K_GENRES = (
-    "unknown Action Adventure Animation Children's Comedy Crime Documentary Drama Fantasy "
-    "Film-Noir Horror Musical Mystery Romance Sci-Fi Thriller War Western"
-).split()
+ML100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
-def load_movielens(path: str | Path, options: LoadOptions = LoadOptions()) -> Dataset:
+def load_movielens(
+    path: str | Path, options: LoadOptions = LoadOptions(), say: Callable[[str], None] | None = None
+) -> Dataset:
     """MovieLens as distributed by GroupLens: u.data (100K), ratings.dat (1M/10M) or
     ratings.csv (20M/25M/32M), a file or its directory; item/user files next to it are used."""
     path = Path(path)
@@ -862,28 +1036,50 @@ def load_movielens(path: str | Path, options: LoadOptions = LoadOptions()) -> Da
         else:
             raise DataError("no u.data, ratings.dat or ratings.csv in this directory", file=path)
     report = LoadReport(files=[str(path)])
-    acc = _EventAccumulator(report, options)
-    base = {"user_id": "user_id", "item_id": "item_id", "timestamp": "timestamp", "weight": "rating"}
+    acc = _EventAccumulator(report, options, say)
+    base = {
+        "user_id": "user_id",
+        "item_id": "item_id",
+        "timestamp": "timestamp",
+        "weight": "rating",
+    }
     with _open_binary(path) as stream:
         if path.name.startswith("ratings.csv") or path.suffix == ".csv":
             header = _read_header(stream, str(path), ",")
             columns = _resolve_columns(header, str(path), ())
             blocks = _iter_text_blocks(
-                stream, str(path), columns=header, delimiter=",", first_line=2, report=report, quote=True
+                stream,
+                str(path),
+                columns=header,
+                delimiter=",",
+                first_line=2,
+                report=report,
+                quote=True,
             )
         elif ".dat" in path.suffixes:
             # "1::1193::5::978300760": split on ':' and keep every other field.
             names = ["user_id", "_a", "item_id", "_b", "rating", "_c", "timestamp"]
             columns = base
             blocks = _iter_text_blocks(
-                stream, str(path), columns=names, delimiter=":", first_line=1, report=report, quote=False,
+                stream,
+                str(path),
+                columns=names,
+                delimiter=":",
+                first_line=1,
+                report=report,
+                quote=False,
                 keep=["user_id", "item_id", "rating", "timestamp"],
             )
         else:
             columns = base
             blocks = _iter_text_blocks(
-                stream, str(path), columns=["user_id", "item_id", "rating", "timestamp"], delimiter="\t",
-                first_line=1, report=report, quote=False,
+                stream,
+                str(path),
+                columns=["user_id", "item_id", "rating", "timestamp"],
+                delimiter="\t",
+                first_line=1,
+                report=report,
+                quote=False,
             )
         for block in blocks:
             acc.add(str(path), block.table, block.lines, columns)
@@ -893,18 +1089,26 @@ def load_movielens(path: str | Path, options: LoadOptions = LoadOptions()) -> Da
     return Dataset(path.parent.name or path.stem, interactions, items, users, report)
 
 
-def _movielens_side_tables(directory: Path) -> tuple[dict[str, dict[str, RawValue]], dict[str, dict[str, str]]]:
+def _movielens_side_tables(
+    directory: Path,
+) -> tuple[dict[str, dict[str, RawValue]], dict[str, dict[str, str]]]:
     items: dict[str, dict[str, RawValue]] = {}
     users: dict[str, dict[str, str]] = {}
     if (directory / "u.item").is_file():
         for fields in _split_lines(directory / "u.item", "|"):
             if len(fields) >= 5 + len(ML100K_GENRES):
                 flags = fields[5 : 5 + len(ML100K_GENRES)]
-                genres = [g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag.strip() == "1"]
+                genres = [
+                    g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag.strip() == "1"
+                ]
                 items[fields[0]] = {"genre": genres, "year": fields[2][-4:]}
     elif (directory / "movies.dat").is_file() or (directory / "movies.csv").is_file():
         dat = (directory / "movies.dat").is_file()
-        rows = _split_lines(directory / "movies.dat", "::") if dat else _csv_rows(directory / "movies.csv")
+        rows = (
+            _split_lines(directory / "movies.dat", "::")
+            if dat
+            else _csv_rows(directory / "movies.csv")
+        )
         for fields in rows:
             if len(fields) >= 3 and fields[0] != "movieId":
                 title = fields[1].strip()
@@ -947,6 +1151,7 @@ def load_dataset(
     item_features: str | Path | None = None,
     user_features: str | Path | None = None,
     data_dir: str | Path = "data",
+    say: Callable[[str], None] | None = None,
 ) -> Dataset:
     """`data` None = MovieLens-100K from `data_dir`. `fmt` None = guessed from the path."""
     if data is None:
@@ -959,13 +1164,13 @@ def load_dataset(
             raise DataError("not found", file=path)
         fmt = fmt or _guess_format(path)
         if fmt == "movielens":
-            dataset = load_movielens(path, options)
+            dataset = load_movielens(path, options, say)
         elif fmt == "recbole":
-            dataset = load_recbole(path, options)
+            dataset = load_recbole(path, options, say)
         elif fmt == "synthetic":
-            dataset = load_synthetic_dir(path, options)
+            dataset = load_synthetic_dir(path, options, say)
         elif fmt in ("csv", "parquet"):
-            interactions, report = load_event_log(path, options)
+            interactions, report = load_event_log(path, options, say)
             dataset = Dataset(path.stem, interactions, {}, {}, report)
         else:
             raise DataError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -993,7 +1198,9 @@ def _guess_format(path: Path) -> str:
 SYNTHETIC_MANIFEST = "synthetic.json"
 
 
-def load_synthetic_dir(path: str | Path, options: LoadOptions = LoadOptions()) -> Dataset:
+def load_synthetic_dir(
+    path: str | Path, options: LoadOptions = LoadOptions(), say: Callable[[str], None] | None = None
+) -> Dataset:
     """A directory written by `python -m recserve.training synth`."""
     path = Path(path)
     manifest_path = path / SYNTHETIC_MANIFEST
@@ -1002,14 +1209,16 @@ def load_synthetic_dir(path: str | Path, options: LoadOptions = LoadOptions()) -
         files = manifest["files"]
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"not a synthetic dataset directory: {exc}", file=manifest_path) from None
-    context = tuple(c for c in manifest.get("context_columns", []) if c not in options.context_columns)
+    context = tuple(
+        c for c in manifest.get("context_columns", []) if c not in options.context_columns
+    )
     merged = LoadOptions(
         max_bad_fraction=options.max_bad_fraction,
         min_weight=options.min_weight,
         event_types=options.event_types,
         context_columns=(*options.context_columns, *context),
     )
-    interactions, report = load_event_log(path / files["events"], merged)
+    interactions, report = load_event_log(path / files["events"], merged, say)
     items = load_feature_table(path / files["items"], "item")
     users = _single_valued(load_feature_table(path / files["users"], "user"))
     return Dataset(f"synthetic-{manifest.get('seed', 0)}", interactions, items, users, report)
@@ -1021,7 +1230,9 @@ def load_synthetic_dir(path: str | Path, options: LoadOptions = LoadOptions()) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recserve.training.datasets")
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch-movielens", help="get MovieLens-100K (inside the recbole wheel) into DEST")
+    fetch = sub.add_parser(
+        "fetch-movielens", help="get MovieLens-100K (inside the recbole wheel) into DEST"
+    )
     fetch.add_argument("--dest", default="data")
     args = parser.parse_args(argv)
     try:

@@ -6,34 +6,14 @@ import logging
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 
-
-@dataclass(frozen=True)
-class Word2VecParams:
-    """Defaults tuned on the MovieLens-100K validation split (docs/training.md)."""
-
-    vector_size: int = 64
-    window: int = 5
-    negative: int = 10
-    ns_exponent: float = 0.75
-    sample: float = 0.0
-    epochs: int = 20
-    min_count: int = 1
-    shrink_windows: bool = True
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    seed: int = 42
-    workers: int = 0  # 0 = every core; 1 = bit-for-bit reproducible
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from recserve.training.config import Word2VecParams
 
 
 @dataclass
@@ -58,7 +38,7 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-class _EpochProgress(CallbackAny2Vec):  # type: ignore[misc]
+class _EpochProgress(CallbackAny2Vec):
     def __init__(self, say: Callable[[str], None], epochs: int):
         self.say = say
         self.epochs = epochs

@@ -7,7 +7,6 @@ outside the candidate list). All methods work in dataset item codes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,9 +133,6 @@ class ItemKnn:
 # --------------------------------------------------------------------------- reporting
 
 
-METHODS = ("popularity", "item_knn", "candidates", "pipeline")
-
-
 def metrics_row(ranks: np.ndarray, *, k: int = 10) -> dict[str, float]:
     return {f"hr@{k}": hit_rate(ranks, k), f"ndcg@{k}": ndcg(ranks, k)}
 
@@ -150,7 +146,3 @@ def markdown_table(metrics: dict[str, dict[str, float]], *, title: str = "") -> 
         cells = [f"{row[c]:.4f}" if c in row and not np.isnan(row[c]) else "" for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def mean_or_nan(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")

@@ -11,11 +11,9 @@ Two word2vec fits:
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +25,9 @@ from recserve.model.query import QueryConfig, query_vector
 from recserve.model.ranker import Ranker
 from recserve.model.recommend import CandidateList, rank, retrieve
 from recserve.training.ann_tuning import tune_index
-from recserve.training.datasets import DataError, Dataset, LoadOptions, load_dataset
-from recserve.training.embeddings import ItemEmbeddings, Word2VecParams, train_item2vec
+from recserve.training.config import Progress, TrainConfig
+from recserve.training.datasets import DataError, Dataset, load_dataset
+from recserve.training.embeddings import ItemEmbeddings, train_item2vec
 from recserve.training.evaluation import (
     EvalCases,
     ItemKnn,
@@ -41,60 +40,23 @@ from recserve.training.evaluation import (
     popularity_ranks,
     rank_in_list,
 )
-from recserve.training.ranker_training import RankerExamples, fit_feature_spec, fit_ranker, standardised_encoder
-from recserve.training.sequences import UserSequences, history_before, leave_last_out, sort_by_user_time, write_corpus
+from recserve.training.ranker_training import (
+    RankerExamples,
+    fit_feature_spec,
+    fit_ranker,
+    standardised_encoder,
+)
+from recserve.training.sequences import (
+    UserSequences,
+    history_before,
+    leave_last_out,
+    sort_by_user_time,
+    write_corpus,
+)
 from recserve.training.synthetic import SyntheticSpec, generate
 
 MAX_SEED_EVENTS = 200
 ANN_TUNING_QUERIES = 1000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    bundles: Path = Path("bundles")
-    data: str | None = None
-    fmt: str | None = None
-    data_dir: Path = Path("data")
-    item_features: str | None = None
-    user_features: str | None = None
-    load: LoadOptions = LoadOptions()
-    w2v: Word2VecParams = Word2VecParams()
-    session_gap_seconds: float = 0.0
-    query: QueryConfig = QueryConfig()
-    scoring: str = "auto"  # auto | output | input
-    num_candidates: int = 100
-    ranker_c: float = 0.3
-    cross_value: float = 0.1
-    token_value: float = 0.3
-    hash_bits: int = 18
-    ann_target_recall: float = 0.95
-    eval_users: int = 20_000
-    seed: int = 42
-    # --format synthetic without --data: generate this dataset first (seeded by `seed`).
-    synthetic: SyntheticSpec | None = None
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "word2vec": self.w2v.to_dict(),
-            "session_gap_seconds": self.session_gap_seconds,
-            "query": self.query.to_dict(),
-            "scoring": self.scoring,
-            "num_candidates": self.num_candidates,
-            "ranker_c": self.ranker_c,
-            "cross_value": self.cross_value,
-            "token_value": self.token_value,
-            "hash_bits": self.hash_bits,
-            "ann_target_recall": self.ann_target_recall,
-            "eval_users": self.eval_users,
-            "seed": self.seed,
-            "synthetic": asdict(self.synthetic) if self.synthetic else None,
-            "load": {
-                "max_bad_fraction": self.load.max_bad_fraction,
-                "min_weight": self.load.min_weight,
-                "event_types": sorted(self.load.event_types) if self.load.event_types else None,
-                "context_columns": list(self.load.context_columns),
-            },
-        }
 
 
 @dataclass
@@ -103,24 +65,6 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]
     report_markdown: str
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class Progress:
-    """Timestamped progress lines on stderr (stdout carries the results)."""
-
-    def __init__(self, say: Callable[[str], None] | None = None):
-        self.started = time.perf_counter()
-        self._say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self.timings: dict[str, float] = {}
-        self._stage_start = self.started
-
-    def __call__(self, message: str) -> None:
-        self._say(f"[{time.perf_counter() - self.started:6.1f}s] {message}")
-
-    def stage(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = round(now - self._stage_start, 3)
-        self._stage_start = now
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -152,7 +96,9 @@ def eval_cases(seqs: UserSequences, positions: np.ndarray) -> EvalCases:
     )
 
 
-def user_feature_rows(dataset: Dataset, cases: EvalCases, positions: np.ndarray, seqs: UserSequences) -> list[dict[str, str]]:
+def user_feature_rows(
+    dataset: Dataset, cases: EvalCases, positions: np.ndarray, seqs: UserSequences
+) -> list[dict[str, str]]:
     """Raw user features merged with the held-out event's context, as the gateway does."""
     inter = dataset.interactions
     rows = []
@@ -191,7 +137,9 @@ def exact_ranks(
     return ranks
 
 
-def query_matrix(emb: ItemEmbeddings, space: ModelSpace, cases: EvalCases, config: QueryConfig) -> tuple[np.ndarray, np.ndarray]:
+def query_matrix(
+    emb: ItemEmbeddings, space: ModelSpace, cases: EvalCases, config: QueryConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Query vectors of the cases (zeros for cold users) and a has-history mask."""
     out = np.zeros((len(cases.targets), emb.input.shape[1]), dtype=np.float32)
     warm = np.zeros(len(cases.targets), dtype=bool)
@@ -205,18 +153,28 @@ def query_matrix(emb: ItemEmbeddings, space: ModelSpace, cases: EvalCases, confi
 
 def list_ranks(lists: Sequence[CandidateList], cases: EvalCases, space: ModelSpace) -> np.ndarray:
     targets = space.index_of[cases.targets]
-    return np.asarray([rank_in_list(c, t) if t >= 0 else -1 for (c, _), t in zip(lists, targets.tolist(), strict=True)])
+    return np.asarray(
+        [
+            rank_in_list(c, t) if t >= 0 else -1
+            for (c, _), t in zip(lists, targets.tolist(), strict=True)
+        ]
+    )
 
 
 def examples_for(
-    lists: Sequence[CandidateList], cases: EvalCases, space: ModelSpace, features: Sequence[Mapping[str, str]]
+    lists: Sequence[CandidateList],
+    cases: EvalCases,
+    space: ModelSpace,
+    features: Sequence[Mapping[str, str]],
 ) -> RankerExamples:
     targets = space.index_of[cases.targets]
     return RankerExamples(
         features=list(features),
         candidates=[c for c, _ in lists],
         ann_scores=[a for _, a in lists],
-        labels=[(c == t).astype(np.int8) for (c, _), t in zip(lists, targets.tolist(), strict=True)],
+        labels=[
+            (c == t).astype(np.int8) for (c, _), t in zip(lists, targets.tolist(), strict=True)
+        ],
     )
 
 
@@ -232,11 +190,15 @@ def _sample(positions: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 def load_training_data(config: TrainConfig, say: Callable[[str], None]) -> Dataset:
     if config.fmt == "synthetic" and config.data is None:
-        spec = config.synthetic or SyntheticSpec(items=10_000, users=2_000, events=200_000, seed=config.seed)
+        spec = config.synthetic or SyntheticSpec(
+            items=10_000, users=2_000, events=200_000, seed=config.seed
+        )
         with tempfile.TemporaryDirectory(prefix="recserve-synthetic-") as tmp:
-            say(f"generating synthetic data: {spec.items:,} items, {spec.users:,} users, {spec.events:,} events")
+            say(
+                f"generating synthetic data: {spec.items:,} items, {spec.users:,} users, {spec.events:,} events"
+            )
             generate(spec, Path(tmp))
-            return load_dataset(tmp, "synthetic", config.load)
+            return load_dataset(tmp, "synthetic", config.load, say=say)
     return load_dataset(
         config.data,
         config.fmt,
@@ -244,6 +206,7 @@ def load_training_data(config: TrainConfig, say: Callable[[str], None]) -> Datas
         item_features=config.item_features,
         user_features=config.user_features,
         data_dir=config.data_dir,
+        say=say,
     )
 
 
@@ -253,7 +216,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     inter = dataset.interactions
     for line in dataset.report.summary():
         say(line)
-    say(f"{dataset.name}: {len(inter):,} events, {len(inter.user_ids):,} users, {len(inter.item_ids):,} items")
+    say(
+        f"{dataset.name}: {len(inter):,} events, {len(inter.user_ids):,} users, {len(inter.item_ids):,} items"
+    )
     seqs = sort_by_user_time(inter)
     split = leave_last_out(seqs)
     if split.val.size == 0:
@@ -277,7 +242,9 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     choices = ["output", "input"] if config.scoring == "auto" else [config.scoring]
     scoring_report: dict[str, dict[str, float]] = {}
     for which in choices:
-        scoring_report[which] = metrics_row(exact_ranks(val_queries, emb.scoring(which), val_cases, space))
+        scoring_report[which] = metrics_row(
+            exact_ranks(val_queries, emb.scoring(which), val_cases, space)
+        )
     scoring = max(choices, key=lambda w: (scoring_report[w]["hr@10"], scoring_report[w]["ndcg@10"]))
     say(
         "validation, exact scoring: "
@@ -286,8 +253,11 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     )
 
     eval_index, eval_ann = tune_index(
-        emb.scoring(scoring), val_queries[val_warm][:ANN_TUNING_QUERIES], config.num_candidates,
-        target_recall=config.ann_target_recall, say=say,
+        emb.scoring(scoring),
+        val_queries[val_warm][:ANN_TUNING_QUERIES],
+        config.num_candidates,
+        target_recall=config.ann_target_recall,
+        say=say,
     )
     say.stage("index_eval")
 
@@ -305,44 +275,75 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         hash_bits=config.hash_bits,
     )
     spec = replace(spec, cross_value=config.cross_value, token_value=config.token_value)
-    val_examples = examples_for(val_lists, val_cases, space, user_feature_rows(dataset, val_cases, val_pos, seqs))
+    val_examples = examples_for(
+        val_lists, val_cases, space, user_feature_rows(dataset, val_cases, val_pos, seqs)
+    )
     encoder = standardised_encoder(spec, item_rows, train_counts[space.codes], val_examples)
     positives = int(sum(int(y.sum()) for y in val_examples.labels))
-    say(f"ranker: logistic regression on {len(val_examples):,} validation candidate lists ({positives:,} positives)")
+    say(
+        f"ranker: logistic regression on {len(val_examples):,} validation candidate lists ({positives:,} positives)"
+    )
     ranker = fit_ranker(encoder, val_examples, c=config.ranker_c)
     say.stage("ranker")
 
     metrics, details = evaluate_test(
-        dataset, seqs, split.train, test_cases, test_pos, test_lists, space, ranker, train_counts, config
+        dataset,
+        seqs,
+        split.train,
+        test_cases,
+        test_pos,
+        test_lists,
+        space,
+        ranker,
+        train_counts,
+        config,
     )
-    val_metrics = {"candidates": {**metrics_row(list_ranks(val_lists, val_cases, space)), "scoring": scoring_report}}
-    table = markdown_table(metrics, title=f"{dataset.name}: test (last event per user), {len(test_cases.targets):,} users")
+    val_metrics = {
+        "candidates": {
+            **metrics_row(list_ranks(val_lists, val_cases, space)),
+            "scoring": scoring_report,
+        }
+    }
+    table = markdown_table(
+        metrics,
+        title=f"{dataset.name}: test (last event per user), {len(test_cases.targets):,} users",
+    )
     say.stage("evaluate")
 
     # The served model: every event, same hyperparameters.
     with tempfile.TemporaryDirectory(prefix="recserve-train-") as tmp:
         corpus = Path(tmp) / "all.txt"
-        tokens = write_corpus(corpus, seqs, np.ones(seqs.items.size, dtype=bool), config.session_gap_seconds)
+        tokens = write_corpus(
+            corpus, seqs, np.ones(seqs.items.size, dtype=bool), config.session_gap_seconds
+        )
         say(f"word2vec (served model) on all {tokens:,} events")
         final = train_item2vec(corpus, config.w2v, say=say)
     final_space = ModelSpace.of(final, len(inter.item_ids))
     say.stage("word2vec_final")
-    all_cases = eval_cases(seqs, _sample(seqs.offsets[1:][np.diff(seqs.offsets) > 0] - 1, ANN_TUNING_QUERIES, config.seed))
+    all_cases = eval_cases(
+        seqs,
+        _sample(seqs.offsets[1:][np.diff(seqs.offsets) > 0] - 1, ANN_TUNING_QUERIES, config.seed),
+    )
     final_queries, final_warm = query_matrix(final, final_space, all_cases, config.query)
     final_index, final_ann = tune_index(
-        final.scoring(scoring), final_queries[final_warm], config.num_candidates,
-        target_recall=config.ann_target_recall, say=say,
+        final.scoring(scoring),
+        final_queries[final_warm],
+        config.num_candidates,
+        target_recall=config.ann_target_recall,
+        say=say,
     )
     say.stage("index_final")
 
     item_ids = [inter.item_ids[c] for c in final_space.codes.tolist()]
     popularity = np.bincount(inter.items, minlength=len(inter.item_ids))[final_space.codes]
     final_items = [dataset.item_features.get(i, {}) for i in item_ids]
-    served_ranker = Ranker(FeatureEncoder(encoder.spec, final_items, popularity), ranker.weights, ranker.intercept)
+    served_ranker = Ranker(
+        FeatureEncoder(encoder.spec, final_items, popularity), ranker.weights, ranker.intercept
+    )
     evaluation = {
         "protocol": "chronological leave-last-out; full ranking over all items, seen items excluded; "
         "test = last event per user, validation = second-to-last",
-        "users": int(len(test_cases.targets)),
+        "users": len(test_cases.targets),
         "metrics": metrics,
         "validation": val_metrics,
         "details": details,
@@ -358,10 +359,15 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             "load_report": dataset.report.to_dict(),
         },
         "scoring_vectors": scoring,
-        "metrics": metrics,
-        "validation": val_metrics,
+        "metrics": json_safe(metrics),
+        "validation": json_safe(val_metrics),
         "ann": {"served": _strip_trials(final_ann), "evaluation": _strip_trials(eval_ann)},
-        "ranker": {**feature_report, "c": config.ranker_c, "training_lists": len(val_examples), "positives": positives},
+        "ranker": {
+            **feature_report,
+            "c": config.ranker_c,
+            "training_lists": len(val_examples),
+            "positives": positives,
+        },
         "timings": say.timings,
     }
     contents = BundleContents(
@@ -376,7 +382,12 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         manifest=manifest,
         users=list(_user_seed(dataset, seqs, final_space, item_ids)),
         reports={
-            EVAL_JSON: json.dumps({**evaluation, "ann": {"served": final_ann, "evaluation": eval_ann}}, indent=2) + "\n",
+            EVAL_JSON: json.dumps(
+                json_safe({**evaluation, "ann": {"served": final_ann, "evaluation": eval_ann}}),
+                indent=2,
+                allow_nan=False,
+            )
+            + "\n",
             EVAL_MD: _eval_markdown(table, evaluation, scoring, final_ann, feature_report),
         },
     )
@@ -402,7 +413,9 @@ def evaluate_test(
     """All four methods on the test events of the same users, same protocol."""
     inter = dataset.interactions
     pop_ranks = popularity_ranks(cases, train_counts)
-    knn = ItemKnn(seqs.users[train_mask], seqs.items[train_mask], len(inter.user_ids), len(inter.item_ids))
+    knn = ItemKnn(
+        seqs.users[train_mask], seqs.items[train_mask], len(inter.user_ids), len(inter.item_ids)
+    )
     knn_ranks = knn.ranks(cases)
 
     # Cold users (no known history) get the popularity list, as recommend() serves them.
@@ -465,12 +478,27 @@ def _user_seed(
     return out
 
 
+def json_safe(value: Any) -> Any:
+    """NaN/inf (e.g. an AUC without positives) become null: strict JSON readers reject NaN."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _strip_trials(report: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "trials"}
 
 
 def _eval_markdown(
-    table: str, evaluation: Mapping[str, Any], scoring: str, ann: Mapping[str, Any], features: Mapping[str, Any]
+    table: str,
+    evaluation: Mapping[str, Any],
+    scoring: str,
+    ann: Mapping[str, Any],
+    features: Mapping[str, Any],
 ) -> str:
     validation = evaluation["validation"]["candidates"]["scoring"]
     recall = ann[f"recall@{ann['k']}"]

@@ -54,7 +54,11 @@ def choose_transforms(table: Iterable[Mapping[str, RawValue]]) -> FeatureChoice:
             dropped[name] = "empty"
             continue
         numbers = _numbers(column)
-        if name not in multi and len(numbers) >= NUMERIC_MIN_SHARE * len(column) and len(distinct) > NUMERIC_MIN_DISTINCT:
+        if (
+            name not in multi
+            and len(numbers) >= NUMERIC_MIN_SHARE * len(column)
+            and len(distinct) > NUMERIC_MIN_DISTINCT
+        ):
             edges = np.unique(np.quantile(numbers, np.linspace(0, 1, NUM_BINS + 1)[1:-1]))
             transforms.append(FeatureTransform(name, "bins", tuple(float(e) for e in edges)))
         elif len(distinct) <= MAX_CATEGORIES:
@@ -86,7 +90,11 @@ def fit_feature_spec(
     users = choose_transforms(user_rows)
     items = choose_transforms(item_rows)
     log_pop = np.log1p(np.asarray(popularity, dtype=np.float64))
-    pop_edges = np.unique(np.quantile(log_pop, np.linspace(0, 1, NUM_BINS + 1)[1:-1])) if log_pop.size else []
+    pop_edges: np.ndarray = (
+        np.unique(np.quantile(log_pop, np.linspace(0, 1, NUM_BINS + 1)[1:-1]))
+        if log_pop.size
+        else np.zeros(0)
+    )
     spec = FeatureSpec(
         hash_bits=hash_bits,
         user=tuple(users.transforms),
@@ -96,7 +104,10 @@ def fit_feature_spec(
     report = {
         "user_features": [t.name for t in users.transforms],
         "item_features": [t.name for t in items.transforms],
-        "dropped": {**{f"user.{k}": v for k, v in users.dropped.items()}, **{f"item.{k}": v for k, v in items.dropped.items()}},
+        "dropped": {
+            **{f"user.{k}": v for k, v in users.dropped.items()},
+            **{f"item.{k}": v for k, v in items.dropped.items()},
+        },
     }
     return spec, report
 
@@ -131,7 +142,11 @@ def standardised_encoder(
 ) -> FeatureEncoder:
     """Encoder whose numeric features are standardised on the training lists."""
     raw = FeatureEncoder(spec, item_features, popularity)
-    stacked = [raw.numeric_raw(c, a) for c, a in zip(examples.candidates, examples.ann_scores, strict=True) if c.size]
+    stacked = [
+        raw.numeric_raw(c, a)
+        for c, a in zip(examples.candidates, examples.ann_scores, strict=True)
+        if c.size
+    ]
     if stacked:
         numeric = np.concatenate(stacked)
         mean, scale = numeric.mean(axis=0), numeric.std(axis=0)
@@ -142,7 +157,9 @@ def standardised_encoder(
     return FeatureEncoder(spec, item_features, popularity)
 
 
-def design_matrix(encoder: FeatureEncoder, examples: RankerExamples) -> tuple[sparse.csr_matrix, np.ndarray]:
+def design_matrix(
+    encoder: FeatureEncoder, examples: RankerExamples
+) -> tuple[sparse.csr_matrix, np.ndarray]:
     blocks = [
         encoder.encode(f, c, a)
         for f, c, a in zip(examples.features, examples.candidates, examples.ann_scores, strict=True)
@@ -154,7 +171,9 @@ def design_matrix(encoder: FeatureEncoder, examples: RankerExamples) -> tuple[sp
     return sparse.vstack(blocks, format="csr"), np.concatenate(labels).astype(np.int8)
 
 
-def fit_ranker(encoder: FeatureEncoder, examples: RankerExamples, *, c: float, max_iter: int = 300) -> Ranker:
+def fit_ranker(
+    encoder: FeatureEncoder, examples: RankerExamples, *, c: float, max_iter: int = 300
+) -> Ranker:
     matrix, labels = design_matrix(encoder, examples)
     if labels.min() == labels.max():
         raise ValueError("ranker training lists hold only one class (is the candidate recall 0?)")

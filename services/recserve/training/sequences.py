@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,9 @@ def leave_last_out(seqs: UserSequences, min_events: int = 3) -> Split:
     return Split(train=train, val=val, test=test)
 
 
-def history_before(seqs: UserSequences, position: int, mask: np.ndarray | None = None) -> np.ndarray:
+def history_before(
+    seqs: UserSequences, position: int, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Item codes of the user's events before `position` (oldest first), optionally only those
     in `mask` (e.g. the training events)."""
     user = seqs.users[position]
@@ -97,7 +100,7 @@ def sessions(seqs: UserSequences, mask: np.ndarray, gap_seconds: float) -> Itera
     if gap_seconds > 0:
         cut[1:] |= (times[1:] - times[:-1]) > gap_seconds
     bounds = [*np.flatnonzero(cut).tolist(), kept.size]
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         for start in range(lo, hi, MAX_SENTENCE):
             yield items[start : min(hi, start + MAX_SENTENCE)]
 

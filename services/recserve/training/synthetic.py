@@ -37,10 +37,26 @@ MAX_EVENTS = 100_000_000
 CHUNK_EVENTS = 1_000_000
 MAX_LIKED = 4
 REDRAWS = 3
-GENRES = (
-    "action adventure animation comedy crime documentary drama family fantasy history horror "
-    "music mystery romance scifi thriller war western"
-).split()
+GENRES = [
+    "action",
+    "adventure",
+    "animation",
+    "comedy",
+    "crime",
+    "documentary",
+    "drama",
+    "family",
+    "fantasy",
+    "history",
+    "horror",
+    "music",
+    "mystery",
+    "romance",
+    "scifi",
+    "thriller",
+    "war",
+    "western",
+]
 EVENT_TYPES = ("view", "click", "purchase")
 EVENT_PROBS = (0.8, 0.15, 0.05)
 EVENT_WEIGHTS = (1.0, 2.0, 5.0)
@@ -115,7 +131,9 @@ def _tastes(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([spec.seed, 2])
     liked = rng.integers(0, spec.num_clusters, (spec.users, MAX_LIKED))
     n_liked = np.minimum(rng.geometric(0.5, spec.users), MAX_LIKED)
-    weights = rng.dirichlet(np.ones(MAX_LIKED), spec.users) * (np.arange(MAX_LIKED)[None, :] < n_liked[:, None])
+    weights = rng.dirichlet(np.ones(MAX_LIKED), spec.users) * (
+        np.arange(MAX_LIKED)[None, :] < n_liked[:, None]
+    )
     weights /= weights.sum(axis=1, keepdims=True)
     return liked, np.cumsum(weights, axis=1)
 
@@ -124,7 +142,9 @@ def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
 
 
-def _item_tables(spec: SyntheticSpec, catalog: _Catalog, chunk: int = 1_000_000) -> Iterator[pa.Table]:
+def _item_tables(
+    spec: SyntheticSpec, catalog: _Catalog, chunk: int = 1_000_000
+) -> Iterator[pa.Table]:
     rng = np.random.default_rng([spec.seed, 3])
     k = spec.num_clusters
     cluster_genre = rng.integers(0, len(GENRES), k)
@@ -138,27 +158,50 @@ def _item_tables(spec: SyntheticSpec, catalog: _Catalog, chunk: int = 1_000_000)
         has_second = (part.random(hi - lo) < 0.3) & (second != primary)
         genres = np.where(has_second, np.char.add(np.char.add(primary, "|"), second), primary)
         years = np.clip(cluster_year[c] + part.integers(-5, 6, hi - lo), 1950, 2025)
-        yield pa.table({"item_id": _ids("i", np.arange(lo, hi)), "genres": pa.array(genres), "year": pa.array(years)})
+        yield pa.table(
+            {
+                "item_id": _ids("i", np.arange(lo, hi)),
+                "genres": pa.array(genres),
+                "year": pa.array(years),
+            }
+        )
 
 
-def _user_tables(spec: SyntheticSpec, liked: np.ndarray, chunk: int = 1_000_000) -> Iterator[tuple[pa.Table, np.ndarray]]:
+def _user_tables(
+    spec: SyntheticSpec, liked: np.ndarray, chunk: int = 1_000_000
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
     for lo in range(0, spec.users, chunk):
         hi = min(spec.users, lo + chunk)
         rng = np.random.default_rng([spec.seed, 5, lo])
         favourite = liked[lo:hi, 0]
         age = np.clip(np.round(rng.normal(20 + (favourite % 5) * 9, 6)), 14, 90).astype(np.int64)
-        gender = np.asarray(GENDERS)[np.where(rng.random(hi - lo) < 0.04, 2, (favourite + (rng.random(hi - lo) < 0.2)) % 2)]
+        gender = np.asarray(GENDERS)[
+            np.where(rng.random(hi - lo) < 0.04, 2, (favourite + (rng.random(hi - lo) < 0.2)) % 2)
+        ]
         device = rng.integers(0, len(DEVICES), hi - lo)
-        table = pa.table({"user_id": _ids("u", np.arange(lo, hi)), "age": pa.array(age), "gender": pa.array(gender)})
+        table = pa.table(
+            {
+                "user_id": _ids("u", np.arange(lo, hi)),
+                "age": pa.array(age),
+                "gender": pa.array(gender),
+            }
+        )
         yield table, device
 
 
 def _event_chunks(
-    spec: SyntheticSpec, catalog: _Catalog, counts: np.ndarray, liked: np.ndarray, cum_pref: np.ndarray, device: np.ndarray
+    spec: SyntheticSpec,
+    catalog: _Catalog,
+    counts: np.ndarray,
+    liked: np.ndarray,
+    cum_pref: np.ndarray,
+    device: np.ndarray,
 ) -> Iterator[pa.Table]:
     ends = np.cumsum(counts)
     # Chunk boundaries depend only on the counts, so the output does not depend on memory.
-    boundaries = np.unique(np.searchsorted(ends, np.arange(CHUNK_EVENTS, int(ends[-1]), CHUNK_EVENTS), side="left"))
+    boundaries = np.unique(
+        np.searchsorted(ends, np.arange(CHUNK_EVENTS, int(ends[-1]), CHUNK_EVENTS), side="left")
+    )
     starts = [0, *(boundaries + 1).tolist()]
     stops = [*(boundaries + 1).tolist(), spec.users]
     span = spec.span_days * 86_400.0
@@ -216,7 +259,9 @@ def _event_chunks(
         )
 
 
-def _draw(catalog: _Catalog, cluster: np.ndarray, rng: np.random.Generator, n_items: int) -> np.ndarray:
+def _draw(
+    catalog: _Catalog, cluster: np.ndarray, rng: np.random.Generator, n_items: int
+) -> np.ndarray:
     """Items of the given clusters, by popularity within the cluster."""
     target = catalog.cluster_lo[cluster] + rng.random(cluster.size) * catalog.cluster_mass[cluster]
     position = np.minimum(np.searchsorted(catalog.cumulative, target, side="right"), n_items - 1)
@@ -247,7 +292,11 @@ class _Sink:
 
 
 def generate(
-    spec: SyntheticSpec, out: Path, *, fmt: str = "parquet", say: Callable[[str], None] = lambda _m: None
+    spec: SyntheticSpec,
+    out: Path,
+    *,
+    fmt: str = "parquet",
+    say: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Writes events, items and users into `out` plus a synthetic.json descriptor."""
     if fmt not in ("csv", "parquet"):
@@ -309,7 +358,13 @@ def clustered_vectors(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def bench_ann(
-    items: int, dim: int, *, queries: int = 1000, seed: int = 0, k: int = 100, say: Callable[[str], None] = lambda _m: None
+    items: int,
+    dim: int,
+    *,
+    queries: int = 1000,
+    seed: int = 0,
+    k: int = 100,
+    say: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """ScaNN on synthetic clustered vectors: build time, peak memory, recall@10/@k, latency."""
     from recserve.model.ann import AnnIndex
@@ -320,7 +375,9 @@ def bench_ann(
     # Queries like a user's history: the mean of a few items of one cluster.
     anchors = rng.integers(0, items, queries)
     members = [np.flatnonzero(cluster == cluster[a])[:50] for a in anchors[:queries]]
-    qs = np.stack([vectors[rng.choice(m, size=min(5, m.size), replace=False)].mean(axis=0) for m in members])
+    qs = np.stack(
+        [vectors[rng.choice(m, size=min(5, m.size), replace=False)].mean(axis=0) for m in members]
+    )
     qs = qs.astype(np.float32)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     index, report = tune_index(vectors, qs, k, say=say)

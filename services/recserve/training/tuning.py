@@ -24,21 +24,25 @@ import numpy as np
 from recserve.model.query import QueryConfig
 from recserve.model.recommend import rank, retrieve
 from recserve.training.ann_tuning import tune_index
-from recserve.training.embeddings import ItemEmbeddings, Word2VecParams, train_item2vec
+from recserve.training.config import Progress, TrainConfig, Word2VecParams
+from recserve.training.embeddings import ItemEmbeddings, train_item2vec
 from recserve.training.evaluation import EvalCases, hit_rate, ndcg
 from recserve.training.pipeline import (
     ModelSpace,
-    Progress,
-    TrainConfig,
     eval_cases,
-    examples_for,
     exact_ranks,
+    examples_for,
     list_ranks,
     load_training_data,
     query_matrix,
     user_feature_rows,
 )
-from recserve.training.ranker_training import RankerExamples, fit_feature_spec, fit_ranker, standardised_encoder
+from recserve.training.ranker_training import (
+    RankerExamples,
+    fit_feature_spec,
+    fit_ranker,
+    standardised_encoder,
+)
 from recserve.training.sequences import leave_last_out, sort_by_user_time, write_corpus
 
 WORD2VEC_GRID: dict[str, Sequence[Any]] = {
@@ -52,14 +56,17 @@ WORD2VEC_GRID: dict[str, Sequence[Any]] = {
     "shrink_windows": (True, False),
     "session_gap_seconds": (0.0, 3600.0, 86400.0),
 }
-QUERY_GRID = {"history_length": (1, 3, 5, 10, 20, 50), "decay": (0.5, 0.7, 0.8, 0.9, 1.0)}
-RANKER_GRID = {"c": (0.1, 0.3, 1.0), "cross_value": (0.03, 0.1, 0.3, 1.0), "token_value": (0.1, 0.3, 1.0)}
+HISTORY_LENGTHS = (1, 3, 5, 10, 20, 50)
+DECAYS = (0.5, 0.7, 0.8, 0.9, 1.0)
+RANKER_GRID = {
+    "c": (0.1, 0.3, 1.0),
+    "cross_value": (0.03, 0.1, 0.3, 1.0),
+    "token_value": (0.1, 0.3, 1.0),
+}
 CV_FOLDS = 5
 
 
-def _fit(
-    seqs: Any, train_mask: np.ndarray, params: Word2VecParams, gap: float
-) -> ItemEmbeddings:
+def _fit(seqs: Any, train_mask: np.ndarray, params: Word2VecParams, gap: float) -> ItemEmbeddings:
     with tempfile.TemporaryDirectory(prefix="recserve-tune-") as tmp:
         corpus = Path(tmp) / "train.txt"
         write_corpus(corpus, seqs, train_mask, gap)
@@ -82,6 +89,7 @@ def tune(
     config: TrainConfig,
     *,
     params: Sequence[str] | None = None,
+    ranker: bool = True,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     dataset = load_training_data(config, say)
@@ -91,7 +99,10 @@ def tune(
     cases = eval_cases(seqs, split.val)
     say(f"tuning on the validation events of {split.val.size:,} users (test events untouched)")
 
-    current: dict[str, Any] = {**config.w2v.to_dict(), "session_gap_seconds": config.session_gap_seconds}
+    current: dict[str, Any] = {
+        **config.w2v.to_dict(),
+        "session_gap_seconds": config.session_gap_seconds,
+    }
     query = config.query
     best: tuple[tuple[float, float], dict[str, Any], QueryConfig, str] | None = None
     trials: list[dict[str, Any]] = []
@@ -106,7 +117,7 @@ def tune(
         space = ModelSpace.of(emb, len(inter.item_ids))
         results = []
         for which in ("output", "input"):
-            for length, decay in itertools.product(QUERY_GRID["history_length"], QUERY_GRID["decay"]):
+            for length, decay in itertools.product(HISTORY_LENGTHS, DECAYS):
                 q = QueryConfig(history_length=length, decay=decay)
                 results.append((_key(m := _score(emb, space, cases, q, which)), m, q, which))
         top = max(results, key=lambda r: r[0])
@@ -136,8 +147,10 @@ def tune(
         say(f"-> {name} = {current[name]}")
     assert best is not None
     _, setting, query, scoring = best
-    say("ranker cross-validation on validation candidate lists")
-    ranker_trials = tune_ranker(config, dataset, seqs, split, setting, query, say=say)
+    ranker_trials: list[dict[str, Any]] = []
+    if ranker:
+        say("ranker cross-validation on validation candidate lists")
+        ranker_trials = tune_ranker(config, dataset, seqs, split, setting, query, say=say)
     return {
         "word2vec": {k: v for k, v in setting.items() if k != "session_gap_seconds"},
         "session_gap_seconds": setting["session_gap_seconds"],
@@ -171,20 +184,32 @@ def tune_ranker(
     cases = eval_cases(seqs, split.val)
     queries, warm = query_matrix(emb, space, cases, query)
     index, _ = tune_index(emb.output, queries[warm][:1000], config.num_candidates)
-    lists = retrieve(index, emb.input, query, [space.history(h) for h in cases.histories], config.num_candidates)
+    lists = retrieve(
+        index, emb.input, query, [space.history(h) for h in cases.histories], config.num_candidates
+    )
     counts = np.bincount(seqs.items[split.train], minlength=len(inter.item_ids))[space.codes]
     rows = [dataset.item_features.get(inter.item_ids[c], {}) for c in space.codes.tolist()]
     spec, _ = fit_feature_spec(
-        (dataset.user_features.get(u, {}) for u in inter.user_ids), rows, counts, hash_bits=config.hash_bits
+        (dataset.user_features.get(u, {}) for u in inter.user_ids),
+        rows,
+        counts,
+        hash_bits=config.hash_bits,
     )
     examples = examples_for(lists, cases, space, user_feature_rows(dataset, cases, split.val, seqs))
     base = list_ranks(lists, cases, space)
-    trials: list[dict[str, Any]] = [{"setting": "ANN order", "hr@10": hit_rate(base, 10), "ndcg@10": ndcg(base, 10)}]
+    trials: list[dict[str, Any]] = [
+        {"setting": "ANN order", "hr@10": hit_rate(base, 10), "ndcg@10": ndcg(base, 10)}
+    ]
     say(f"ANN order: HR@10 {trials[0]['hr@10']:.4f} NDCG@10 {trials[0]['ndcg@10']:.4f}")
     folds = np.random.default_rng(config.seed).integers(0, CV_FOLDS, len(examples))
     for c, cross_value, token_value in itertools.product(*RANKER_GRID.values()):
         ranks = _cross_validate(
-            replace(spec, cross_value=cross_value, token_value=token_value), rows, counts, examples, folds, c
+            replace(spec, cross_value=cross_value, token_value=token_value),
+            rows,
+            counts,
+            examples,
+            folds,
+            c,
         )
         trial = {
             "setting": {"c": c, "cross_value": cross_value, "token_value": token_value},
@@ -206,15 +231,19 @@ def _cross_validate(
         ranker = fit_ranker(encoder, train, c=c)
         held = examples.subset(folds == fold)
         scores = ranker.score_batch(held.features, held.candidates, held.ann_scores)
-        for j, (cands, s, labels) in enumerate(zip(held.candidates, scores, held.labels, strict=True)):
+        for j, (cands, s, labels) in enumerate(
+            zip(held.candidates, scores, held.labels, strict=True)
+        ):
             if labels.any():
                 ranks[test[j]] = int(np.flatnonzero(labels[rank(s, cands, cands.size)])[0])
     return ranks
 
 
-def run(config: TrainConfig, out: Path | None, params: Sequence[str] | None) -> dict[str, Any]:
+def run(
+    config: TrainConfig, out: Path | None, params: Sequence[str] | None, *, ranker: bool = True
+) -> dict[str, Any]:
     progress = Progress()
-    result = tune(config, params=params, say=progress)
+    result = tune(config, params=params, ranker=ranker, say=progress)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         progress(f"tuning results: {out}")
