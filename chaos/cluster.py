@@ -91,7 +91,8 @@ class Cluster:
         for service in SERVICES:
             port = free_port_on(hosts)
             self.replicas[service] = [
-                Replica(service, i, host, port, free_port_on([host])) for i, host in enumerate(hosts)
+                Replica(service, i, host, port, free_port_on([host]))
+                for i, host in enumerate(hosts)
             ]
         if self.resolver == "auto":
             self.resolver = "dns" if dns.available() else "static"
@@ -191,7 +192,7 @@ class Cluster:
     def metrics(self, replica: Replica, timeout_s: float = 2.0) -> dict[str, float]:
         """Samples of the replica's /metrics as {'name{label="v",...}': value}."""
         url = f"http://{replica.host}:{replica.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=timeout_s) as reply:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
             text = reply.read().decode()
         samples: dict[str, float] = {}
         for family in text_string_to_metric_families(text):

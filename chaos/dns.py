@@ -106,7 +106,9 @@ class Dnsmasq:
         deadline = time.monotonic() + timeout_s
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"dnsmasq exited with {self._process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"dnsmasq exited with {self._process.returncode}; see {self.log_path}"
+                )
             try:
                 if sorted(query_a(name, self.port, timeout_s=0.2)) == sorted(addresses):
                     return

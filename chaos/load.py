@@ -100,14 +100,17 @@ def _plan(spec: LoadSpec, i: int) -> tuple[str, Any, str, list[str]]:
         now_ms = int(time.time() * 1000)
         request = pb.RecordEventsRequest(
             user_id=user,
-            events=[types_pb2.Event(item_id=item, timestamp_ms=now_ms + n) for n, item in enumerate(items)],
+            events=[
+                types_pb2.Event(item_id=item, timestamp_ms=now_ms + n)
+                for n, item in enumerate(items)
+            ],
         )
         return "record", request, user, items
     item = spec.items[rng.randrange(len(spec.items))]
     return "similar", pb.GetSimilarItemsRequest(item_id=item, k=spec.k), "", [item]
 
 
-_METHODS = {
+_METHODS: dict[str, tuple[str, Any]] = {
     "recommend": (RECOMMEND, pb.RecommendResponse),
     "record": (RECORD, pb.RecordEventsResponse),
     "similar": (SIMILAR, pb.GetSimilarItemsResponse),
@@ -115,12 +118,18 @@ _METHODS = {
 
 
 async def _fire(
-    spec: LoadSpec, channel: grpc.aio.Channel, i: int, due: float, metadata: tuple[tuple[str, str], ...]
+    spec: LoadSpec,
+    channel: grpc.aio.Channel,
+    i: int,
+    due: float,
+    metadata: tuple[tuple[str, str], ...],
 ) -> Record:
     op, request, user, items = _plan(spec, i)
     path, response_type = _METHODS[op]
     call = channel.unary_unary(
-        path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_type.FromString
+        path,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response_type.FromString,
     )
     record = Record(i=i, op=op, t=due, latency=0.0, code="", first_code="", attempts=0, user=user)
     record.send_lag = time.time() - due
@@ -149,7 +158,9 @@ async def _fire(
             record.accepted = response.accepted
             record.items = items
         else:
-            record.degraded = DEGRADED_REASONS.get(response.degraded_reason, "") if response.degraded else ""
+            record.degraded = (
+                DEGRADED_REASONS.get(response.degraded_reason, "") if response.degraded else ""
+            )
             record.version = response.model_version
             record.items = [item.item_id for item in response.items]
     elif op == "record":
@@ -164,8 +175,13 @@ async def _run_worker(
         ("grpc.service_config", json.dumps(CLIENT_SERVICE_CONFIG)),
         ("grpc.use_local_subchannel_pool", 1),
     ]
-    channels = [grpc.aio.insecure_channel(spec.target, options=options) for _ in range(spec.channels_per_worker)]
-    metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {spec.token}"),) if spec.token else ()
+    channels = [
+        grpc.aio.insecure_channel(spec.target, options=options)
+        for _ in range(spec.channels_per_worker)
+    ]
+    metadata: tuple[tuple[str, str], ...] = (
+        (("authorization", f"Bearer {spec.token}"),) if spec.token else ()
+    )
     total = int(spec.rate * spec.duration_s)
     tasks: list[asyncio.Task[Record]] = []
     try:
@@ -176,7 +192,9 @@ async def _run_worker(
                 await asyncio.sleep(delay)
             if stop.is_set():
                 break
-            tasks.append(asyncio.ensure_future(_fire(spec, channels[n % len(channels)], i, due, metadata)))
+            tasks.append(
+                asyncio.ensure_future(_fire(spec, channels[n % len(channels)], i, due, metadata))
+            )
         return list(await asyncio.gather(*tasks))
     finally:
         for channel in channels:
@@ -210,7 +228,15 @@ class LoadRun:
         self._processes = [
             ctx.Process(
                 target=_worker_main,
-                args=(spec, w, self._ready, self._go, self._start_at, self._stop, str(self._outs[w])),
+                args=(
+                    spec,
+                    w,
+                    self._ready,
+                    self._go,
+                    self._start_at,
+                    self._stop,
+                    str(self._outs[w]),
+                ),
                 daemon=True,
             )
             for w in range(spec.workers)
@@ -236,7 +262,9 @@ class LoadRun:
         self._stop.set()
 
     def join(self, timeout_s: float | None = None) -> list[Record]:
-        limit = timeout_s if timeout_s is not None else self.spec.duration_s + self.spec.timeout_s + 60
+        limit = (
+            timeout_s if timeout_s is not None else self.spec.duration_s + self.spec.timeout_s + 60
+        )
         for process in self._processes:
             process.join(max(1.0, self.start_at + limit - time.time()))
             if process.is_alive():

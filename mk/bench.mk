@@ -13,7 +13,7 @@ LOCUST_RATE ?= 100
 LOCUST_DURATION ?= 60s
 
 bench: bootstrap  ## short benchmarks (a few minutes) into loadtest/results/quick/
-	$(BENCH_NICE) $(PY) -m loadtest.openloop $(BENCH_TARGET_ARGS) --duration 4 --start-rate 100 \
+	$(BENCH_NICE) $(PY) -m loadtest.openloop $(BENCH_TARGET_ARGS) --duration 4 --start-rate 50 \
 	  --factor 2 --max-rate 3200 --refine 1 --out $(BENCH_OUT)/quick/openloop.json
 	$(BENCH_NICE) $(PY) -m loadtest.ann_bench --synthetic-n 100000 --queries 500 \
 	  --out $(BENCH_OUT)/quick/ann.json

@@ -55,7 +55,7 @@ class GatewayConfig:
             num_candidates=env.integer("NUM_CANDIDATES", 0, min_value=0, max_value=500),
             max_batch=env.integer("MAX_BATCH", 64, min_value=1, max_value=256),
             max_in_flight_batches=env.integer(
-                "MAX_IN_FLIGHT_BATCHES", 2, min_value=1, max_value=64
+                "MAX_IN_FLIGHT_BATCHES", 1, min_value=1, max_value=64
             ),
             max_queued=env.integer("MAX_QUEUED", 512, min_value=1, max_value=100_000),
             max_in_flight_requests=env.integer(

@@ -43,9 +43,11 @@ def passes(bundle: Bundle, index: int, filters: Sequence[ItemFilter]) -> bool:
 
 
 def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[list[RankedItem]]:
-    """Scores each query's candidates; best first, ties broken by item index (as offline)."""
+    """Scores every query's candidates in one vectorized call; per query best first, ties broken
+    by item index (as offline)."""
     n_items = len(bundle.item_ids)
-    results: list[list[RankedItem]] = []
+    indices_of: list[np.ndarray] = []
+    ann_of: list[np.ndarray] = []
     for position, query in enumerate(queries):
         if not 1 <= query.k <= max_k:
             raise InvalidArgument(f"queries[{position}].k={query.k} must be in [1, {max_k}]")
@@ -62,15 +64,26 @@ def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[li
         ann = np.asarray(query.ann_scores, dtype=np.float32)
         if not np.isfinite(ann).all():
             raise InvalidArgument(f"queries[{position}].ann_scores contains NaN or infinite values")
-        if indices.size == 0:
+        indices_of.append(indices)
+        ann_of.append(ann)
+    # Scored as whole lists before filtering: list-relative features (ANN gap, rank) must see the
+    # same list as offline evaluation did.
+    scored = [i for i, indices in enumerate(indices_of) if indices.size]
+    probabilities = bundle.ranker.score_batch(
+        [queries[i].features for i in scored],
+        [indices_of[i] for i in scored],
+        [ann_of[i] for i in scored],
+    )
+    scores_of = dict(zip(scored, probabilities, strict=True))
+    results: list[list[RankedItem]] = []
+    for position, query in enumerate(queries):
+        indices, ann = indices_of[position], ann_of[position]
+        if not indices.size:
             results.append([])
             continue
-        # Score the whole list before filtering: list-relative features (ANN gap, rank) must see
-        # the same list as offline evaluation did.
-        scores = bundle.ranker.score(query.features, indices, ann)
-        order = np.lexsort((indices, -scores))
+        scores = scores_of[position]
         ranked: list[RankedItem] = []
-        for o in order.tolist():
+        for o in np.lexsort((indices, -scores)).tolist():
             index = int(indices[o])
             if query.filters and not passes(bundle, index, query.filters):
                 continue

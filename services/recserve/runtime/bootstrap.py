@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -31,5 +32,7 @@ def run_service(
         print(f"{name}: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging(name, config.server.log_level, config.server.log_format)
-    # uvloop: measured cheaper per RPC than the default loop for grpc.aio (docs/benchmarks.md).
-    uvloop.run(main(config))
+    if config.server.event_loop == "uvloop":
+        uvloop.run(main(config))
+    else:
+        asyncio.run(main(config))

@@ -100,6 +100,7 @@ class ServerConfig:
     shutdown_grace_s: float
     max_message_bytes: int
     max_concurrent_streams: int
+    event_loop: str
     tls: TlsConfig | None
 
     @classmethod
@@ -125,6 +126,7 @@ class ServerConfig:
             shutdown_grace_s=env.number("SHUTDOWN_GRACE_S", 10.0, max_value=600),
             max_message_bytes=env.integer("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, min_value=1024),
             max_concurrent_streams=env.integer("MAX_CONCURRENT_STREAMS", 256, min_value=1),
+            event_loop=env.choice("EVENT_LOOP", "asyncio", ("asyncio", "uvloop")),
             tls=tls,
         )
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from recserve.model.ann import MAX_K, AnnConfig, AnnIndex
+from recserve.model.ann import MAX_K, AnnConfig, AnnIndex, AnnKind
 
 BRUTE_FORCE_BELOW = 20_000
 AH_BELOW = 100_000
 
 
-def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int = 65_536) -> np.ndarray:
+def exact_topk(queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int = 16_384) -> np.ndarray:
     """int64 [b, k] indices of the exact top-k by dot product (item chunks bound memory)."""
     k = min(k, vectors.shape[0])
     b = queries.shape[0]
@@ -80,29 +80,44 @@ def default_config(n: int) -> AnnConfig:
     )
 
 
-def tune_index(
+def config_for(n: int, kind: AnnKind | None = None) -> AnnConfig:
+    """The default configuration for n items, or for a forced kind."""
+    config = default_config(n)
+    if kind is None or kind == config.kind:
+        return config
+    if kind == "tree_ah":
+        leaves = max(2, round(math.sqrt(n)))
+        return AnnConfig(
+            kind="tree_ah", num_leaves=leaves, leaves_to_search=1, reorder_num_neighbors=400
+        )
+    return AnnConfig(kind=kind, reorder_num_neighbors=400 if kind == "ah" else 0)
+
+
+def build_index(vectors: np.ndarray, config: AnnConfig) -> tuple[AnnIndex, float]:
+    started = time.perf_counter()
+    index = AnnIndex.build(vectors, config)
+    return index, time.perf_counter() - started
+
+
+# A leaf count that adds less recall than this is a plateau: AH, not partitioning, limits it.
+_PLATEAU = 0.002
+
+
+def tune_search(
+    index: AnnIndex,
     vectors: np.ndarray,
     queries: np.ndarray,
     k: int,
     *,
     target_recall: float = 0.95,
-    kind: str | None = None,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[AnnIndex, dict[str, Any]]:
-    """Builds the searcher for these vectors and tunes it on `queries` (float32 [b, d])."""
-    n = vectors.shape[0]
+    """Cheapest search-time setting (reorder depth, leaves to search) reaching the target
+    recall@k against exact search, on `queries` (float32 [b, d])."""
+    n = index.size
     k = min(k, MAX_K, n)
-    config = default_config(n) if kind is None else replace(default_config(n), kind=kind)  # type: ignore[arg-type]
-    if config.kind == "tree_ah" and config.num_leaves == 0:
-        config = replace(config, num_leaves=max(2, round(math.sqrt(n))), leaves_to_search=1)
+    config = index.config
     truth = exact_topk(queries, vectors, k)
-    started = time.perf_counter()
-    index = AnnIndex.build(vectors, config)
-    build_seconds = time.perf_counter() - started
-    say(
-        f"ANN {config.kind} over {n:,} items built in {build_seconds:.1f}s; tuning for recall@{k} >= {target_recall}"
-    )
-
     trials: list[dict[str, Any]] = []
     if config.kind == "brute_force":
         chosen = measure(index, queries, truth)
@@ -112,14 +127,11 @@ def tune_index(
         leaf_options = [0]
         if config.kind == "tree_ah":
             leaves = config.num_leaves
-            leaf_options = sorted(
-                {
-                    max(1, min(leaves, math.ceil(leaves * f)))
-                    for f in (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
-                }
-            )
+            fractions = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
+            leaf_options = sorted({max(1, min(leaves, math.ceil(leaves * f))) for f in fractions})
         best: tuple[float, AnnConfig, dict[str, float]] | None = None
         for reorder in reorders:
+            previous = -1.0
             for leaves_to_search in leaf_options:
                 candidate = replace(
                     config, reorder_num_neighbors=reorder, leaves_to_search=leaves_to_search
@@ -132,10 +144,16 @@ def tune_index(
                         **result,
                     }
                 )
-                if result[f"recall@{k}"] >= target_recall:
+                recall = result[f"recall@{k}"]
+                if recall >= target_recall:
                     if best is None or result["latency_p50_ms"] < best[0]:
                         best = (result["latency_p50_ms"], candidate, result)
                     break  # more leaves only cost time at this reorder depth
+                if recall - previous < _PLATEAU:
+                    break  # a deeper reorder is needed, not more leaves
+                previous = recall
+            if best is not None and best[1].leaves_to_search == leaf_options[0]:
+                break  # deeper reorders only add cost to the cheapest partition setting
         if best is None:
             # Nothing reached the target: take the most accurate setting and say so.
             top = max(trials, key=lambda t: t[f"recall@{k}"])
@@ -153,12 +171,28 @@ def tune_index(
         "k": k,
         "target_recall": target_recall,
         "queries": int(queries.shape[0]),
-        "build_seconds": round(build_seconds, 3),
         **{key: round(value, 4) for key, value in chosen.items()},
         "trials": trials,
     }
     say(
-        f"ANN {config.kind}: recall@{k} {chosen[f'recall@{k}']:.3f}, p50 {chosen['latency_p50_ms']:.3f} ms, "
-        f"p99 {chosen['latency_p99_ms']:.3f} ms"
+        f"ANN {config.kind}: recall@{k} {chosen[f'recall@{k}']:.3f}, "
+        f"p50 {chosen['latency_p50_ms']:.3f} ms, p99 {chosen['latency_p99_ms']:.3f} ms"
     )
     return index, report
+
+
+def tune_index(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    target_recall: float = 0.95,
+    kind: AnnKind | None = None,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> tuple[AnnIndex, dict[str, Any]]:
+    """Builds the searcher chosen by catalog size (or `kind`) and tunes its search."""
+    config = config_for(vectors.shape[0], kind)
+    index, seconds = build_index(vectors, config)
+    say(f"ANN {config.kind} over {vectors.shape[0]:,} items built in {seconds:.1f}s")
+    index, report = tune_search(index, vectors, queries, k, target_recall=target_recall, say=say)
+    return index, {"build_seconds": round(seconds, 3), **report}

@@ -1,0 +1,123 @@
+"""Summaries of load records and of Prometheus histograms."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from chaos.load import Record
+
+READS = ("recommend", "similar")
+
+
+def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    array = np.asarray(values) * 1000
+    return {
+        "p50": round(float(np.percentile(array, 50)), 1),
+        "p99": round(float(np.percentile(array, 99)), 1),
+        "max": round(float(array.max()), 1),
+    }
+
+
+def summarize(records: Iterable[Record], budget_s: float, slack_s: float) -> dict[str, Any]:
+    """Counts and latencies per operation and in total.
+
+    failed = final status not OK (after the client's retries); first_attempt_failed = the
+    first attempt was not OK; over_budget = answered later than budget + slack after its
+    scheduled time (client-observed, generator delay included)."""
+    by_op: dict[str, list[Record]] = {}
+    everything: list[Record] = []
+    for record in records:
+        by_op.setdefault(record.op, []).append(record)
+        everything.append(record)
+    out: dict[str, Any] = {op: _summary(rs, budget_s, slack_s) for op, rs in sorted(by_op.items())}
+    out["all"] = _summary(everything, budget_s, slack_s)
+    out["reads"] = _summary([r for r in everything if r.op in READS], budget_s, slack_s)
+    return out
+
+
+def _summary(records: Sequence[Record], budget_s: float, slack_s: float) -> dict[str, Any]:
+    failed = Counter(r.code for r in records if r.code != "OK")
+    first = Counter(r.first_code for r in records if r.first_code != "OK")
+    degraded = Counter(r.degraded for r in records if r.code == "OK" and r.degraded)
+    limit = budget_s + slack_s
+    return {
+        "sent": len(records),
+        "ok": sum(1 for r in records if r.code == "OK"),
+        "failed": sum(failed.values()),
+        "failed_codes": dict(failed),
+        "first_attempt_failed": sum(first.values()),
+        "first_attempt_codes": dict(first),
+        "retried": sum(1 for r in records if r.attempts > 1),
+        "degraded": sum(degraded.values()),
+        "degraded_reasons": dict(degraded),
+        "over_budget": sum(1 for r in records if r.latency > limit),
+        "latency_ms": percentiles_ms([r.latency for r in records]),
+        "send_lag_ms": percentiles_ms([r.send_lag for r in records]),
+    }
+
+
+# --- Prometheus histograms ---------------------------------------------------------------------
+
+
+def histogram_buckets(
+    samples: Mapping[str, float], name: str, labels: Mapping[str, str]
+) -> dict[float, float]:
+    """Cumulative bucket counts {le: count} of one labelled histogram from scraped samples."""
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    buckets: dict[float, float] = {}
+    prefix = f"{name}_bucket{{"
+    for key, value in samples.items():
+        if not key.startswith(prefix):
+            continue
+        parts = set(key[len(prefix) : -1].split(","))
+        if not wanted <= parts:
+            continue
+        le = next(p for p in parts if p.startswith("le="))[4:-1]
+        bound = math.inf if le == "+Inf" else float(le)
+        buckets[bound] = buckets.get(bound, 0.0) + value
+    return buckets
+
+
+def histogram_delta(
+    after: Mapping[float, float], before: Mapping[float, float]
+) -> dict[float, float]:
+    return {le: after[le] - before.get(le, 0.0) for le in after}
+
+
+def histogram_quantile(buckets: Mapping[float, float], q: float) -> float | None:
+    """Prometheus-style linear interpolation inside the bucket holding quantile q (seconds)."""
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return None
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count
+            )
+        lower_bound, lower_count = bound, count
+    return bounds[-1]
+
+
+def merge_buckets(parts: Iterable[Mapping[float, float]]) -> dict[float, float]:
+    merged: dict[float, float] = {}
+    for part in parts:
+        for le, count in part.items():
+            merged[le] = merged.get(le, 0.0) + count
+    return merged
