@@ -44,6 +44,12 @@ CLIENT_SERVICE_CONFIG = {
     "healthCheckConfig": {"serviceName": "readiness"},
 }
 
+# As the gateway's channels to the backends (recserve.gateway.app.RECONNECT_OPTIONS).
+CLIENT_RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
 DEGRADED_REASONS = {
     value: types_pb2.DegradedReason.Name(value).removeprefix("DEGRADED_REASON_").lower()
     for value in types_pb2.DegradedReason.values()
@@ -161,6 +167,8 @@ async def _fire(
             record.degraded = (
                 DEGRADED_REASONS.get(response.degraded_reason, "") if response.degraded else ""
             )
+            if response.degraded:
+                record.detail = response.degraded_detail[:200]
             record.version = response.model_version
             record.items = [item.item_id for item in response.items]
     elif op == "record":
@@ -174,6 +182,7 @@ async def _run_worker(
     options = [
         ("grpc.service_config", json.dumps(CLIENT_SERVICE_CONFIG)),
         ("grpc.use_local_subchannel_pool", 1),
+        *CLIENT_RECONNECT_OPTIONS,
     ]
     channels = [
         grpc.aio.insecure_channel(spec.target, options=options)

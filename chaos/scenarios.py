@@ -114,14 +114,23 @@ def run_under_load(
     return load.records, timeline
 
 
+# Like Kubernetes' minReadySeconds: after a replica reports SERVING, wait longer than the
+# clients' longest reconnect backoff (1 s, CLIENT_RECONNECT_OPTIONS and the gateway's) before
+# taking down the next one, so every client has it back in its rotation.
+MIN_READY_S = 1.5
+
+
 def wait_rejoined(
     cluster: Cluster, replica: Replica, before: float, timeout_s: float = 30.0
 ) -> float | None:
-    """Seconds until the replica served an RPC again (client-side LB took it back), or None."""
+    """Seconds until the replica served an RPC again (client-side LB took it back), or None;
+    then waits MIN_READY_S more."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if cluster.rpcs_served(replica) > before:
-            return time.monotonic() - started
+            elapsed = time.monotonic() - started
+            time.sleep(MIN_READY_S)
+            return elapsed
         time.sleep(0.05)
     return None
 

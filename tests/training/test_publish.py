@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 import redis
 
+from recserve.devstack.stack import free_port
 from recserve.model import Bundle, RedisLayout, active_version, load_bundle, publish_bundle
 from recserve.model.bundle import iter_user_seed
 from recserve.model.redis_layout import gc_versions, published_versions, read_vectors
@@ -193,3 +196,36 @@ def test_cli_publish_and_gc(
     result = subprocess.run([*run, "publish", "--bundles", str(bundles), "--redis-url", "redis://127.0.0.1:1/0"],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 2 and "Redis" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_publish_takes_the_password_from_the_environment(
+    trained: TrainResult, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--requirepass", "s3cret", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(port=port, password="s3cret")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        run = [sys.executable, "-m", "recserve.training", "publish", "--bundles", str(trained.bundle.parent),
+               "--version", trained.bundle.name, "--redis-url", f"redis://:wrong@127.0.0.1:{port}/0"]  # fmt: skip
+        env = {**os.environ, "RECSERVE_REDIS_PASSWORD": "s3cret"}
+        result = subprocess.run(run, capture_output=True, text=True, check=False, env=env)
+        assert result.returncode == 0, result.stderr
+        assert active_version(client) == trained.bundle.name
+        env["RECSERVE_REDIS_PASSWORD"] = "nope"
+        result = subprocess.run(run, capture_output=True, text=True, check=False, env=env)
+        assert result.returncode == 2 and result.stderr.startswith("error: Redis:")
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -64,8 +64,10 @@ class BundleError(Exception):
     """A bundle that cannot be used: missing, incomplete, tampered with or malformed."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Bundle:
+    """A loaded bundle; parts that were not requested raise BundleError when accessed."""
+
     path: Path
     manifest: dict[str, Any]
     item_ids: list[str]
@@ -80,6 +82,9 @@ class Bundle:
 
     def __post_init__(self) -> None:
         self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.version}, {len(self.item_ids)} items, dim {self.dim}, path={str(self.path)!r})"
 
     @property
     def version(self) -> str:

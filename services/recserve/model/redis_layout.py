@@ -159,6 +159,7 @@ def publish_bundle(
     (histories oldest first; only users without an events list), flips ``active``, then deletes
     versions beyond `retention` (the active one is always kept).
 
+    The bundle must be loaded with the "vectors" and "ranker" parts (vectors and item features).
     Redis must not evict keys (``maxmemory-policy noeviction`` or ``volatile-*``): an evicted
     vector would make that item unknown for its version.
     """

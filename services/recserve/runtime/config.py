@@ -98,6 +98,8 @@ class ServerConfig:
     log_format: str
     max_connection_age_ms: int
     shutdown_grace_s: float
+    # After SIGTERM: NOT_SERVING, keep serving this long, then stop accepting and drain.
+    shutdown_delay_s: float
     max_message_bytes: int
     max_concurrent_streams: int
     event_loop: str
@@ -124,6 +126,7 @@ class ServerConfig:
             log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),
             max_connection_age_ms=env.integer("MAX_CONNECTION_AGE_MS", 30_000, min_value=1000),
             shutdown_grace_s=env.number("SHUTDOWN_GRACE_S", 10.0, max_value=600),
+            shutdown_delay_s=env.number("SHUTDOWN_DELAY_S", 1.0, max_value=600),
             max_message_bytes=env.integer("MAX_MESSAGE_BYTES", 4 * 1024 * 1024, min_value=1024),
             max_concurrent_streams=env.integer("MAX_CONCURRENT_STREAMS", 256, min_value=1),
             event_loop=env.choice("EVENT_LOOP", "asyncio", ("asyncio", "uvloop")),

@@ -249,8 +249,18 @@ class ServiceRunner:
 
     async def wait_for_stop(self) -> None:
         await self._stopping.wait()
-        log.info("shutting down", extra={"grace_s": self.config.shutdown_grace_s})
+        log.info(
+            "shutting down",
+            extra={
+                "delay_s": self.config.shutdown_delay_s,
+                "grace_s": self.config.shutdown_grace_s,
+            },
+        )
         await self.health.enter_graceful_shutdown()
+        # Clients that health-check this server stop picking it once they see NOT_SERVING, but
+        # calls they picked a moment before are still on their way: gRPC cancels calls that
+        # arrive after stop() (CANCELLED, which no client retries). Keep serving meanwhile.
+        await asyncio.sleep(self.config.shutdown_delay_s)
         await self.server.stop(self.config.shutdown_grace_s)
         log.info("stopped")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,13 +158,30 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _redis(url: str) -> redis.Redis:
+    """Sync client for publish/gc: fails fast, and honours the services' environment
+    (RECSERVE_REDIS_PASSWORD overrides the URL's password; RECSERVE_REDIS_TLS_* files for
+    a rediss:// URL)."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    tls: dict[str, str] = {}
+    if url.startswith("rediss://"):
+        for env, arg in (
+            ("CA_FILE", "ssl_ca_certs"),
+            ("CERT_FILE", "ssl_certfile"),
+            ("KEY_FILE", "ssl_keyfile"),
+        ):
+            if value := os.environ.get(f"RECSERVE_REDIS_TLS_{env}"):
+                tls[arg] = value
     # redis-py retries for seconds by default; a CLI should fail fast with a clear message.
-    return redis.Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=3, retry=Retry(NoBackoff(), 1)
+    pool = redis.ConnectionPool.from_url(
+        url, socket_timeout=10, socket_connect_timeout=3, retry=Retry(NoBackoff(), 1), **tls
     )
+    if password := os.environ.get("RECSERVE_REDIS_PASSWORD"):
+        # from_url lets the URL's password win over keyword arguments; the contract is the
+        # other way round.
+        pool.connection_kwargs["password"] = password
+    return redis.Redis(connection_pool=pool)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -172,7 +172,7 @@ def design_matrix(
 
 
 def fit_ranker(
-    encoder: FeatureEncoder, examples: RankerExamples, *, c: float, max_iter: int = 300
+    encoder: FeatureEncoder, examples: RankerExamples, *, c: float, max_iter: int = 1000
 ) -> Ranker:
     matrix, labels = design_matrix(encoder, examples)
     if labels.min() == labels.max():
