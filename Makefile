@@ -40,3 +40,13 @@ down:  ## stop what `make up` started
 	$(PY) -m recserve.devstack down --run-dir $(RUN_DIR)
 
 -include mk/*.mk
+
+.PHONY: tune bench-ann fuzz
+tune: bootstrap  ## sweep word2vec/query hyperparameters on the validation split
+	$(PY) -m recserve.training tune --out tuning.json
+
+bench-ann: bootstrap  ## ScaNN build/recall/latency at 1M x 64 (docs/training.md)
+	$(PY) -m recserve.training bench-ann --items 1000000 --dim 64
+
+fuzz: bootstrap  ## full bad-input campaign: 7 methods x 1,500 = 10,500 requests
+	RECSERVE_FUZZ_EXAMPLES=1500 $(VENV)/bin/pytest -q tests/integration/test_fuzz.py

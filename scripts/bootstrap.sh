@@ -9,6 +9,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# h2load: the native load generator of the open-loop benchmark.
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bootstrap: installing ${need_apt[*]} via apt"

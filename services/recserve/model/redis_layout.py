@@ -56,7 +56,9 @@ return 1
 @dataclass(frozen=True)
 class RedisLayout:
     prefix: str = "recserve"
-    max_user_events: int = 200
+    # Matches the embedding store's RECSERVE_MAX_HISTORY default: seeded history is also what
+    # serving excludes as already seen (MovieLens-100K users have up to 737 events).
+    max_user_events: int = 1000
 
     def active_key(self) -> str:
         return f"{self.prefix}:active"

@@ -57,9 +57,9 @@ def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[li
                 f"but {len(query.ann_scores)} ann_scores"
             )
         indices = np.asarray(query.item_indices, dtype=np.int64)
-        if indices.size and (indices.max() >= n_items):
+        if indices.size and (indices.min() < 0 or indices.max() >= n_items):
             raise InvalidArgument(
-                f"queries[{position}] has an item index >= {n_items} (catalog size of this version)"
+                f"queries[{position}] has an item index outside [0, {n_items}) (catalog size of this version)"
             )
         ann = np.asarray(query.ann_scores, dtype=np.float32)
         if not np.isfinite(ann).all():

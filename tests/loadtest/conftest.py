@@ -1,8 +1,0 @@
-"""Make the repository's `loadtest` package importable (it is not part of the wheel)."""
-
-import sys
-from pathlib import Path
-
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
