@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2, help="replicas of every service")
     parser.add_argument("--quick", action="store_true", help="shorter pauses and steps")
     parser.add_argument("--keep", action="store_true", help="leave the cluster's logs in --work")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="RECSERVE_X=V",
+        help="extra setting for every service (repeatable), e.g. RECSERVE_MAX_IN_FLIGHT_REQUESTS=64",
+    )
     args = parser.parse_args(argv)
     names = args.scenarios or list(SCENARIOS)
     unknown = sorted(set(names) - set(SCENARIOS))
@@ -131,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "RECSERVE_LOG_LEVEL": "INFO",
             "RECSERVE_MODEL_POLL_INTERVAL_S": "0.5",
             "RECSERVE_SHUTDOWN_GRACE_S": "5",
+            **dict(kv.split("=", 1) for kv in args.env),
         },
     )
     print(

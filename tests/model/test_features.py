@@ -94,3 +94,25 @@ def test_rows_do_not_depend_on_list_order_or_neighbours() -> None:
     order = np.array([2, 0, 3, 1])
     shuffled = encoder.encode(features, candidates[order], ann[order])
     assert (whole[order] != shuffled).nnz == 0
+
+
+def test_serving_logits_equal_the_encoded_matrix_times_weights() -> None:
+    """Ranker.score's matrix-free path computes exactly the features `encode` builds."""
+    rng = np.random.default_rng(3)
+    spec = FeatureSpec(
+        hash_bits=10,
+        user=(FeatureTransform("gender"), FeatureTransform("age", "bins", (18.0, 30.0, 50.0))),
+        item=(FeatureTransform("genres", multi=True),),
+        popularity_edges=(1.0, 3.0),
+        cross_value=0.5,
+        token_value=2.0,
+    )
+    genres = ["Drama", "Comedy", "Action", "Horror"]
+    items = [{"genres": list(rng.choice(genres, size=rng.integers(0, 4), replace=False))} for _ in range(50)]
+    encoder = FeatureEncoder(spec, items, rng.integers(0, 100, size=50))
+    weights = rng.normal(size=spec.dim)
+    for user in ({"gender": "F", "age": "24"}, {}, {"gender": "M", "age": "x", "other": "1"}):
+        candidates = rng.choice(50, size=20, replace=False)
+        ann = rng.normal(size=20).astype(np.float32)
+        expected = encoder.encode(user, candidates, ann) @ weights
+        np.testing.assert_allclose(encoder.logits(user, candidates, ann, weights), expected, rtol=1e-12, atol=1e-12)

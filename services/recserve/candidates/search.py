@@ -30,7 +30,7 @@ class Candidates:
 def search(
     bundle: Bundle, queries: Sequence[CandidateQuery], *, max_candidates: int
 ) -> list[Candidates]:
-    """Top candidates per query, excluding the given items, in one batched ANN call."""
+    """Top candidates per query, excluding the given items."""
     if not queries:
         return []
     dim = bundle.input_vectors.shape[1]
@@ -69,27 +69,23 @@ def search(
             raise InvalidArgument(f"queries[{position}] needs query_vector_f32 or item_id")
         excluded.append(skip)
 
-    if rows:
-        # Same fetch size as the offline pipeline (num + every excluded id, duplicates included):
-        # approximate search results depend on k only through this number.
+    for position, row in enumerate(row_of_query):
+        if row is None:
+            continue
+        query = queries[position]
+        # Same k as the offline pipeline (num + every excluded id, duplicates included), and one
+        # ScaNN call per query: its batched kernels round scores differently (7th digit), which
+        # could reorder near-ties, and a request must get the same answer batched or alone.
         fetch = min(
-            n_items,
-            max(len(q.exclude_item_ids) + q.num_candidates + bool(q.item_id) for q in queries),
+            n_items, query.num_candidates + len(query.exclude_item_ids) + bool(query.item_id)
         )
-        indices, scores = bundle.index.search_batched(np.stack(rows).astype(np.float32), fetch)
-        for position, row in enumerate(row_of_query):
-            if row is None:
+        indices, scores = bundle.index.search_batched(rows[row][None, :], fetch)
+        result, skip = results[position], excluded[position]
+        for index, score in zip(indices[0].tolist(), scores[0].tolist(), strict=True):
+            if index < 0 or index in skip:
                 continue
-            result, skip, wanted = (
-                results[position],
-                excluded[position],
-                queries[position].num_candidates,
-            )
-            for index, score in zip(indices[row].tolist(), scores[row].tolist(), strict=True):
-                if index < 0 or index in skip:
-                    continue
-                result.item_indices.append(index)
-                result.ann_scores.append(score)
-                if len(result.item_indices) == wanted:
-                    break
+            result.item_indices.append(index)
+            result.ann_scores.append(score)
+            if len(result.item_indices) == query.num_candidates:
+                break
     return results

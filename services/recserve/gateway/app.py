@@ -14,7 +14,6 @@ from recserve.runtime import redis_client
 from recserve.runtime.bootstrap import run_service
 from recserve.runtime.server import ServiceRunner, serve
 
-
 # gRPC's default reconnect backoff grows to 120 s (1 s, 1.6 s, 2.6 s, ...): a backend replica
 # restarted after a few seconds would get this gateway's traffic back only seconds after it is
 # ready, and a rolling update that moves on meanwhile leaves no ready replica. Capped at 1 s,

@@ -199,6 +199,19 @@ class FeatureSpec:
         )
 
 
+@dataclass(frozen=True)
+class _FeatureParts:
+    n: int
+    # Candidate row of each item token.
+    token_row: np.ndarray
+    # Hashed columns: [tokens, user tokens] crosses, item tokens, user tokens.
+    cross: np.ndarray
+    item_only: np.ndarray
+    user_only: np.ndarray
+    # Standardised numeric features [n, len(NUMERIC_FEATURES)].
+    numeric: np.ndarray
+
+
 @dataclass
 class FeatureEncoder:
     """Feature rows for (user features, candidate list, ANN scores).
@@ -248,10 +261,10 @@ class FeatureEncoder:
             [ann, ordered[-1] - ann, np.log1p(rank.astype(np.float64)), self._log_pop[candidates]]
         )
 
-    def encode(
+    def _parts(
         self, user_features: Mapping[str, str], candidates: np.ndarray, ann_scores: np.ndarray
-    ) -> sparse.csr_matrix:
-        """CSR float64 [n, spec.dim], canonical (sorted indices, duplicates summed)."""
+    ) -> _FeatureParts:
+        """Hashed columns and numeric values of each candidate row (shared by encode/logits)."""
         cand = np.asarray(candidates, dtype=np.int64)
         ann = np.asarray(ann_scores, dtype=np.float32)
         if cand.ndim != 1 or ann.shape != cand.shape:
@@ -263,42 +276,49 @@ class FeatureEncoder:
         if not np.isfinite(ann).all():
             raise ValueError("ann_scores contains NaN or infinite values")
         spec = self.spec
-        n = cand.size
         mask = np.uint64(spec.hashed_dim - 1)
         user_hash = np.asarray(
             [stable_hash(t) for t in spec.user_tokens(user_features)], dtype=np.uint64
         )
-        n_user = user_hash.size
 
         starts = self._token_ptr[cand]
         lens = self._token_ptr[cand + 1] - starts
         total = int(lens.sum())
         flat = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total, dtype=np.int64)
         item_hash = self._token_hash[flat]
-        token_row = np.repeat(np.arange(n, dtype=np.int64), lens)
-
-        cross = _mix((user_hash[None, :] * _GOLDEN) ^ item_hash[:, None]) & mask
-        item_only = _mix(item_hash ^ _SALT_ITEM) & mask
-        user_only = _mix(user_hash ^ _SALT_USER) & mask
 
         mean = np.asarray(spec.numeric_mean)
         scale = np.asarray(spec.numeric_scale)
-        numeric = (self.numeric_raw(cand, ann) - mean) / scale
-        n_num = len(spec.numeric)
+        return _FeatureParts(
+            n=cand.size,
+            token_row=np.repeat(np.arange(cand.size, dtype=np.int64), lens),
+            cross=(_mix((user_hash[None, :] * _GOLDEN) ^ item_hash[:, None]) & mask).astype(np.int64),
+            item_only=(_mix(item_hash ^ _SALT_ITEM) & mask).astype(np.int64),
+            user_only=(_mix(user_hash ^ _SALT_USER) & mask).astype(np.int64),
+            numeric=(self.numeric_raw(cand, ann) - mean) / scale,
+        )
 
+    def encode(
+        self, user_features: Mapping[str, str], candidates: np.ndarray, ann_scores: np.ndarray
+    ) -> sparse.csr_matrix:
+        """CSR float64 [n, spec.dim], canonical (sorted indices, duplicates summed)."""
+        spec = self.spec
+        parts = self._parts(user_features, candidates, ann_scores)
+        n, n_user, n_num = parts.n, parts.user_only.size, len(spec.numeric)
+        total = parts.token_row.size
         rows = np.concatenate(
             [
-                np.repeat(token_row, n_user),
-                token_row,
+                np.repeat(parts.token_row, n_user),
+                parts.token_row,
                 np.repeat(np.arange(n, dtype=np.int64), n_user),
                 np.repeat(np.arange(n, dtype=np.int64), n_num),
             ]
         )
         cols = np.concatenate(
             [
-                cross.ravel().astype(np.int64),
-                item_only.astype(np.int64),
-                np.tile(user_only.astype(np.int64), n),
+                parts.cross.ravel(),
+                parts.item_only,
+                np.tile(parts.user_only, n),
                 spec.hashed_dim + np.tile(np.arange(n_num, dtype=np.int64), n),
             ]
         )
@@ -306,10 +326,29 @@ class FeatureEncoder:
             [
                 np.full(total * n_user, spec.cross_value),
                 np.full(total + n * n_user, spec.token_value),
-                numeric.ravel(),
+                parts.numeric.ravel(),
             ]
         )
         matrix = sparse.coo_matrix((vals, (rows, cols)), shape=(n, spec.dim)).tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
         return matrix
+
+    def logits(
+        self,
+        user_features: Mapping[str, str],
+        candidates: np.ndarray,
+        ann_scores: np.ndarray,
+        weights: np.ndarray,
+    ) -> np.ndarray:
+        """encode(...) @ weights without building the matrix: the serving hot path. Same
+        features, same weights; only the order of the float64 additions differs."""
+        spec = self.spec
+        parts = self._parts(user_features, candidates, ann_scores)
+        per_token = spec.cross_value * weights[parts.cross].sum(axis=1) + spec.token_value * weights[
+            parts.item_only
+        ]
+        tokens = np.bincount(parts.token_row, weights=per_token, minlength=parts.n)
+        user = spec.token_value * weights[parts.user_only].sum()
+        numeric = parts.numeric @ weights[spec.hashed_dim :]
+        return np.asarray(tokens + user + numeric, dtype=np.float64)

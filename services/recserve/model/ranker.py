@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import sparse
 from scipy.special import expit
 
 from recserve.model.features import FeatureEncoder
@@ -24,17 +23,12 @@ class Ranker:
         self.weights = weights
         self.intercept = float(intercept)
 
-    def _probabilities(self, matrix: sparse.csr_matrix) -> np.ndarray:
-        # CSR mat-vec sums each row's entries in stored order, so a row gives the same number
-        # whether it is scored alone or inside a batch.
-        logits = matrix @ self.weights + self.intercept
-        return np.asarray(expit(logits), dtype=np.float32)
-
     def score(
         self, user_features: Mapping[str, str], candidates: np.ndarray, ann_scores: np.ndarray
     ) -> np.ndarray:
         """float32 probabilities, one per candidate, in the candidates' order."""
-        return self._probabilities(self.encoder.encode(user_features, candidates, ann_scores))
+        logits = self.encoder.logits(user_features, candidates, ann_scores, self.weights)
+        return np.asarray(expit(logits + self.intercept), dtype=np.float32)
 
     def score_batch(
         self,
@@ -47,10 +41,7 @@ class Ranker:
             raise ValueError("user_features, candidates and ann_scores must have the same length")
         if not user_features:
             return []
-        blocks = [
-            self.encoder.encode(f, c, a)
-            for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
+        # Each user's rows are computed on their own, so the numbers equal per-user calls.
+        return [
+            self.score(f, c, a) for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
         ]
-        probabilities = self._probabilities(sparse.vstack(blocks, format="csr"))
-        bounds = np.cumsum([b.shape[0] for b in blocks])[:-1]
-        return list(np.split(probabilities, bounds))
