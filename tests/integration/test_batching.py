@@ -8,7 +8,7 @@ import urllib.request
 
 import redis
 
-from recserve.client import RecommenderClient, Recommendations
+from recserve.client import Recommendations, RecommenderClient
 from recserve.devstack import Stack
 
 

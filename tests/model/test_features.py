@@ -108,11 +108,16 @@ def test_serving_logits_equal_the_encoded_matrix_times_weights() -> None:
         token_value=2.0,
     )
     genres = ["Drama", "Comedy", "Action", "Horror"]
-    items = [{"genres": list(rng.choice(genres, size=rng.integers(0, 4), replace=False))} for _ in range(50)]
+    items = [
+        {"genres": list(rng.choice(genres, size=rng.integers(0, 4), replace=False))}
+        for _ in range(50)
+    ]
     encoder = FeatureEncoder(spec, items, rng.integers(0, 100, size=50))
     weights = rng.normal(size=spec.dim)
     for user in ({"gender": "F", "age": "24"}, {}, {"gender": "M", "age": "x", "other": "1"}):
         candidates = rng.choice(50, size=20, replace=False)
         ann = rng.normal(size=20).astype(np.float32)
         expected = encoder.encode(user, candidates, ann) @ weights
-        np.testing.assert_allclose(encoder.logits(user, candidates, ann, weights), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            encoder.logits(user, candidates, ann, weights), expected, rtol=1e-12, atol=1e-12
+        )

@@ -292,7 +292,9 @@ class FeatureEncoder:
         return _FeatureParts(
             n=cand.size,
             token_row=np.repeat(np.arange(cand.size, dtype=np.int64), lens),
-            cross=(_mix((user_hash[None, :] * _GOLDEN) ^ item_hash[:, None]) & mask).astype(np.int64),
+            cross=(_mix((user_hash[None, :] * _GOLDEN) ^ item_hash[:, None]) & mask).astype(
+                np.int64
+            ),
             item_only=(_mix(item_hash ^ _SALT_ITEM) & mask).astype(np.int64),
             user_only=(_mix(user_hash ^ _SALT_USER) & mask).astype(np.int64),
             numeric=(self.numeric_raw(cand, ann) - mean) / scale,
@@ -345,9 +347,10 @@ class FeatureEncoder:
         features, same weights; only the order of the float64 additions differs."""
         spec = self.spec
         parts = self._parts(user_features, candidates, ann_scores)
-        per_token = spec.cross_value * weights[parts.cross].sum(axis=1) + spec.token_value * weights[
-            parts.item_only
-        ]
+        per_token = (
+            spec.cross_value * weights[parts.cross].sum(axis=1)
+            + spec.token_value * weights[parts.item_only]
+        )
         tokens = np.bincount(parts.token_row, weights=per_token, minlength=parts.n)
         user = spec.token_value * weights[parts.user_only].sum()
         numeric = parts.numeric @ weights[spec.hashed_dim :]

@@ -43,5 +43,6 @@ class Ranker:
             return []
         # Each user's rows are computed on their own, so the numbers equal per-user calls.
         return [
-            self.score(f, c, a) for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
+            self.score(f, c, a)
+            for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
         ]
