@@ -5,11 +5,15 @@ from __future__ import annotations
 from recserve.candidates.search import CandidateQuery, search
 from recserve.model import Bundle
 from recserve.runtime.errors import ResourceExhausted
+from recserve.runtime.metrics import QUERIES
 from recserve.runtime.model_watch import ModelRegistry
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import candidates_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CandidateService"]
+
+
+_QUERIES = QUERIES.labels("candidates")
 
 
 class CandidateServicer:
@@ -29,6 +33,7 @@ class CandidateServicer:
     async def search_candidates(
         self, request: pb.SearchCandidatesRequest, _: RpcContext
     ) -> pb.SearchCandidatesResponse:
+        _QUERIES.inc(len(request.queries))
         if len(request.queries) > self._max_queries:
             raise ResourceExhausted(
                 f"{len(request.queries)} queries in one request; the limit is {self._max_queries}"

@@ -57,6 +57,7 @@ class Service:
         self.total = Counter(
             "recserve_rpc_total", "RPCs", ["service", "method", "code"], registry=reg
         )
+        self.queries = Counter("recserve_queries", "Queries", ["service"], registry=reg)
         self.model = Gauge(
             "recserve_model_info", "Model version", ["service", "version"], registry=reg
         )
@@ -88,6 +89,7 @@ class Service:
             latency = self.rng.lognormvariate(-4.0 if self.name != "gateway" else -3.2, 0.5)
             self.duration.labels(self.name, method, code).observe(latency)
             self.total.labels(self.name, method, code).inc()
+            self.queries.labels(self.name).inc()
             if self.name == "gateway":
                 parts = [self.rng.lognormvariate(-5.0, 0.5) for _ in STAGES]
                 for stage, t in zip(STAGES, parts, strict=True):

@@ -6,11 +6,15 @@ from collections.abc import Sized
 
 from recserve.embedding_store.store import EmbeddingStore, UserStateQuery
 from recserve.runtime.errors import InvalidArgument, ResourceExhausted
+from recserve.runtime.metrics import QUERIES
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import embedding_store_pb2 as pb
 from recserve.vectors import encode_vector
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EmbeddingStoreService"]
+
+
+_QUERIES = QUERIES.labels("embedding_store")
 
 
 class EmbeddingStoreServicer:
@@ -62,6 +66,7 @@ class EmbeddingStoreServicer:
     async def get_user_states(
         self, request: pb.GetUserStatesRequest, _: RpcContext
     ) -> pb.GetUserStatesResponse:
+        _QUERIES.inc(len(request.queries))
         self._limit(request.queries, "queries")
         self._limit([i for q in request.queries for i in q.recent_item_ids], "recent_item_ids")
         for query in request.queries:

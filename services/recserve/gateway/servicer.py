@@ -6,7 +6,7 @@ import asyncio
 
 from recserve.gateway.domain import Degraded, ItemFilter, Recommendation, RecommendQuery
 from recserve.gateway.pipeline import Pipeline
-from recserve.runtime.metrics import STAGE_DURATION
+from recserve.runtime.metrics import QUERIES, STAGE_DURATION
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import recommender_pb2 as pb
 from recserve.v1 import types_pb2
@@ -19,6 +19,7 @@ _REASONS = {
     Degraded.EMBEDDING_STORE_UNAVAILABLE: types_pb2.DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE,
 }
 _STAGE_TOTAL = STAGE_DURATION.labels("total")
+_QUERIES = QUERIES.labels("gateway")
 
 
 def _items(result: Recommendation, stage_scores: bool) -> list[types_pb2.ScoredItem]:
@@ -50,6 +51,7 @@ class RecommenderServicer:
     async def recommend(
         self, request: pb.RecommendRequest, context: RpcContext
     ) -> pb.RecommendResponse:
+        _QUERIES.inc()
         deadline = self._deadline(context)
         query = RecommendQuery(
             user_id=request.user_id,

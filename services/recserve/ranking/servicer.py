@@ -5,10 +5,13 @@ from __future__ import annotations
 from recserve.model import Bundle
 from recserve.ranking.rank import ItemFilter, RankQuery, rank
 from recserve.runtime.errors import ResourceExhausted
+from recserve.runtime.metrics import QUERIES
 from recserve.runtime.model_watch import ModelRegistry
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import ranking_pb2 as pb
 from recserve.v1 import types_pb2
+
+_QUERIES = QUERIES.labels("ranking")
 
 
 class RankingServicer:
@@ -23,6 +26,7 @@ class RankingServicer:
     async def rank_candidates(
         self, request: pb.RankCandidatesRequest, _: RpcContext
     ) -> pb.RankCandidatesResponse:
+        _QUERIES.inc(len(request.queries))
         if len(request.queries) > self._max_queries:
             raise ResourceExhausted(
                 f"{len(request.queries)} queries in one request; the limit is {self._max_queries}"

@@ -17,6 +17,8 @@ RPC_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 RPC_TOTAL = Counter("recserve_rpc", "RPCs handled, by status code.", ["service", "method", "code"])
+# Work items, not RPCs: a batched backend call carries many queries. The HPA scales on this.
+QUERIES = Counter("recserve_queries", "Queries handled (requests at the gateway).", ["service"])
 RPC_IN_FLIGHT = Gauge("recserve_rpc_in_flight", "RPCs being handled.", ["service", "method"])
 STAGE_DURATION = Histogram(
     "recserve_stage_duration_seconds",
