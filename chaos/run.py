@@ -15,67 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaos.bundles import read_catalog, train_versions
 from chaos.cluster import Cluster
 from chaos.oracle import Oracle
 from chaos.scenarios import SCENARIOS, Harness, ScenarioResult, machine_info
 from recserve.devstack.stack import SERVICES
-
-# The integration tests' catalog: small enough to train in seconds, big enough for ANN and LR.
-TRAIN_ARGS = [
-    "--format",
-    "synthetic",
-    "--synthetic-items",
-    "400",
-    "--synthetic-users",
-    "300",
-    "--synthetic-events",
-    "20000",
-]
-
-
-def versions_in(bundles: Path) -> list[str]:
-    return sorted(p.name for p in bundles.iterdir() if (p / "manifest.json").exists())
-
-
-def ensure_bundles(bundles: Path) -> list[str]:
-    """Two versions of one catalog: the one served at start and the one `publish` switches to
-    (same data and seed, fewer epochs: a different model over the same items and users)."""
-    bundles.mkdir(parents=True, exist_ok=True)
-    extra = [[], ["--epochs", "2"]]
-    while len(versions_in(bundles)) < 2:
-        n = len(versions_in(bundles))
-        print(f"chaos: training bundle {n + 1}/2 into {bundles}", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "recserve.training",
-                "train",
-                "--bundles",
-                str(bundles),
-                *TRAIN_ARGS,
-                *extra[n],
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        time.sleep(1.1)  # versions are timestamped to the second
-    return versions_in(bundles)[-2:]
-
-
-def read_catalog(bundle: Path) -> tuple[list[str], list[str]]:
-    users = [
-        json.loads(line)["user_id"] for line in (bundle / "users.jsonl").read_text().splitlines()
-    ]
-    items = json.loads((bundle / "item_ids.json").read_text())
-    return [str(u) for u in users], [str(i) for i in items]
 
 
 def summary_markdown(results: list[ScenarioResult]) -> str:
@@ -127,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
-    versions = ensure_bundles(work / "bundles")
+    print(f"chaos: bundles in {work / 'bundles'} (trained when missing)", flush=True)
+    versions = train_versions(work / "bundles", 2)[-2:]
     cluster_dir = work / "cluster"
     shutil.rmtree(cluster_dir, ignore_errors=True)
     cluster = Cluster(
@@ -138,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             "RECSERVE_LOG_LEVEL": "INFO",
             "RECSERVE_MODEL_POLL_INTERVAL_S": "0.5",
             "RECSERVE_SHUTDOWN_GRACE_S": "5",
+            # capacity x target latency for this box: ~150 req/s per gateway x ~100 ms.
+            "RECSERVE_MAX_IN_FLIGHT_REQUESTS": "16",
             **dict(kv.split("=", 1) for kv in args.env),
         },
     )

@@ -628,8 +628,11 @@ def _quantiles_ms(buckets: dict[float, float]) -> dict[str, float | None]:
     return out
 
 
+GENERATOR_LAG_LIMIT_MS = 50.0
+
+
 def overload(
-    harness: Harness, multiples: Sequence[float] = (1, 5, 15, 1), step_s: float = 8.0
+    harness: Harness, multiples: Sequence[float] = (1, 10, 25, 1), step_s: float = 8.0
 ) -> ScenarioResult:
     """Open-loop steps from the steady rate to far beyond capacity and back. No client retries
     (a retry storm is what a retry budget prevents, not what this measures)."""
@@ -644,6 +647,9 @@ def overload(
         rate = harness.rate * multiple
         spec = harness.spec(
             f"overload{n}",
+            # A caller whose deadline is the budget plus slack: a request queued past it comes
+            # back DEADLINE_EXCEEDED instead of hiding in a long tail.
+            timeout_s=harness.budget_s + harness.slack_s,
             rate=rate,
             duration_s=step_s / 3 if harness.quick else step_s,
             attempts=1,
@@ -705,6 +711,10 @@ def overload(
     summary = stats.summarize(all_records, harness.budget_s, harness.slack_s)
     checks: list[Check] = []
     over = [s for s in steps if s["offered_rps"] > harness.rate]
+    # Client-side latency means something only where the generator kept its schedule (it
+    # shares the two cores with the stack): judged on steps with send lag p99 <= 50 ms.
+    kept = [s for s in steps if (s["send_lag_ms"]["p99"] or 0) <= GENERATOR_LAG_LIMIT_MS]
+    limit_ms = (harness.budget_s + harness.slack_s) * 1000
     last = steps[-1]
     checks.append(
         Check(
@@ -715,16 +725,43 @@ def overload(
     )
     checks.append(
         Check(
-            "shedding is fast (gateway-side p99 < 10 ms)",
-            all((s["server_shed_ms"]["p99"] or 0) < 10 for s in over),
-            str([(s["offered_rps"], s["server_shed_ms"]["p99"]) for s in over]),
+            "shedding is fast (gateway-side p99 < 25 ms; client-side p50 < 50 ms where the "
+            "generator kept up)",
+            all((s["server_shed_ms"]["p99"] or 0) < 25 for s in over)
+            and all((s["shed_latency_ms"]["p50"] or 0) < 50 for s in over if s in kept),
+            str(
+                [
+                    (s["offered_rps"], s["server_shed_ms"]["p99"], s["shed_latency_ms"]["p50"])
+                    for s in over
+                ]
+            ),
         )
     )
     checks.append(
         Check(
-            "accepted requests keep the budget (gateway-side p99)",
-            all((s["server_ok_ms"]["p99"] or 0) <= harness.budget_s * 1000 + 50 for s in steps),
-            str([(s["offered_rps"], s["server_ok_ms"]["p99"]) for s in steps]),
+            f"accepted requests keep the budget (p99 <= {limit_ms:.0f} ms gateway-side; "
+            "client-side where the generator kept up)",
+            all((s["server_ok_ms"]["p99"] or 0) <= limit_ms for s in steps)
+            and all((s["ok_latency_ms"]["p99"] or 0) <= limit_ms for s in kept),
+            str(
+                [
+                    (
+                        s["offered_rps"],
+                        s["server_ok_ms"]["p99"],
+                        s["ok_latency_ms"]["p99"],
+                        s in kept,
+                    )
+                    for s in steps
+                ]
+            ),
+        )
+    )
+    checks.append(
+        Check(
+            "nothing queued past the caller's deadline (0 DEADLINE_EXCEEDED where the generator "
+            "kept up)",
+            all(s["deadline_exceeded"] == 0 for s in kept),
+            str([(s["offered_rps"], s["deadline_exceeded"]) for s in steps]),
         )
     )
     growth = (
@@ -747,7 +784,7 @@ def overload(
     return _result(
         harness,
         "overload",
-        "Open-loop overload: steady rate, 5x, 15x, back to steady",
+        "Open-loop overload: steady rate, 10x, 25x, back to steady",
         started,
         timeline,
         summary,

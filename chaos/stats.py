@@ -39,7 +39,29 @@ def summarize(records: Iterable[Record], budget_s: float, slack_s: float) -> dic
     out: dict[str, Any] = {op: _summary(rs, budget_s, slack_s) for op, rs in sorted(by_op.items())}
     out["all"] = _summary(everything, budget_s, slack_s)
     out["reads"] = _summary([r for r in everything if r.op in READS], budget_s, slack_s)
+    out["anomalies"] = anomalies(everything)
     return out
+
+
+def anomalies(records: Sequence[Record], limit: int = 10) -> list[dict[str, Any]]:
+    """The first few requests that were degraded or not OK at the first attempt, with the
+    reason, at seconds since the first scheduled request (to match a scenario's timeline)."""
+    if not records:
+        return []
+    origin = min(r.t for r in records)
+    return [
+        {
+            "t_s": round(r.t - origin, 3),
+            "op": r.op,
+            "code": r.code,
+            "first_code": r.first_code,
+            "attempts": r.attempts,
+            "degraded": r.degraded,
+            "detail": r.detail,
+        }
+        for r in records
+        if r.degraded not in ("", "cold_start") or r.first_code != "OK"
+    ][:limit]
 
 
 def _summary(records: Sequence[Record], budget_s: float, slack_s: float) -> dict[str, Any]:

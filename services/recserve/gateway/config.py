@@ -58,10 +58,11 @@ class GatewayConfig:
                 "MAX_IN_FLIGHT_BATCHES", 1, min_value=1, max_value=64
             ),
             max_queued=env.integer("MAX_QUEUED", 512, min_value=1, max_value=100_000),
-            # Little's law: capacity of one gateway (~300 req/s per core) x a target latency of
-            # ~100 ms. 1000 let overload queue far past the 200 ms budget (docs/reliability.md).
+            # Little's law: ~capacity x target latency. 64 = one full batch (a burst that fits in
+            # a batch is never refused), drained within the budget at ~300 req/s per core. 1000
+            # let overload queue far past the 200 ms budget (docs/reliability.md).
             max_in_flight_requests=env.integer(
-                "MAX_IN_FLIGHT_REQUESTS", 32, min_value=0, max_value=1_000_000
+                "MAX_IN_FLIGHT_REQUESTS", 64, min_value=0, max_value=1_000_000
             ),
             auth_token=env.optional_string("AUTH_TOKEN"),
             backend_tls_ca_file=env.optional_string("BACKEND_TLS_CA_FILE"),
