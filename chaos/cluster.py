@@ -10,6 +10,7 @@ reaches the gateways the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -181,6 +182,12 @@ class Cluster:
         return redis.Redis.from_url(self.stack.admin_redis_url, socket_timeout=5)
 
     def down(self) -> None:
+        # All at once, so the shutdown delays and drains overlap; Redis and dnsmasq last.
+        for replica in self.all_replicas():
+            pid = self.pid(replica.name)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         for replica in reversed(self.all_replicas()):
             self.stack.stop_process(replica.name, signal.SIGTERM, 15)
         self.stack.stop_process("redis")

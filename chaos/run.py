@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="steady load, requests/s")
     parser.add_argument("--replicas", type=int, default=2, help="replicas of every service")
     parser.add_argument("--quick", action="store_true", help="shorter pauses and steps")
-    parser.add_argument("--keep", action="store_true", help="leave the cluster's logs in --work")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep every request's record (<work>/cluster/load/)"
+    )
     parser.add_argument(
         "--env",
         action="append",

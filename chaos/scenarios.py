@@ -135,6 +135,16 @@ def wait_rejoined(
     return None
 
 
+def no_internal(records: Sequence[Record]) -> Check:
+    """INTERNAL means a bug: not in any answer, nor inside a fallback's reason."""
+    bad = [r for r in records if "INTERNAL" in (r.code, r.first_code) or "INTERNAL" in r.detail]
+    return Check(
+        "no INTERNAL status anywhere (not even behind a fallback)",
+        not bad,
+        f"{len(bad)} {bad[0].detail if bad else ''}".strip(),
+    )
+
+
 def common_checks(
     harness: Harness, records: Sequence[Record], *, allow_degraded: bool
 ) -> tuple[dict[str, Any], list[Check], dict[str, Any], dict[str, Any]]:
@@ -160,6 +170,7 @@ def common_checks(
             writes["acknowledged_lost"] == 0,
             f"{writes['acknowledged']} acknowledged, {writes['acknowledged_lost']} lost",
         ),
+        no_internal(records),
     ]
     if not allow_degraded:
         checks.append(
@@ -461,7 +472,8 @@ def aof_cost(harness: Harness, seconds: float = 8.0) -> ScenarioResult:
     checks = [
         Check(
             "0 failed requests", summary["all"]["failed"] == 0, str(summary["all"]["failed_codes"])
-        )
+        ),
+        no_internal(all_records),
     ]
     return _result(
         harness,
@@ -764,6 +776,7 @@ def overload(
             str([(s["offered_rps"], s["deadline_exceeded"]) for s in steps]),
         )
     )
+    checks.append(no_internal(all_records))
     growth = (
         max(max(s["gateway_rss_mb"].values()) for s in steps) - max(baseline_rss.values()) / 2**20
     )

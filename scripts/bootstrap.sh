@@ -11,6 +11,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 # h2load: the native load generator of the open-loop benchmark.
 command -v h2load >/dev/null || need_apt+=(nghttp2-client)
+# dnsmasq: a local DNS name for two replicas in `make chaos` (client-side round_robin).
+command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
 if ((${#need_apt[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "bootstrap: installing ${need_apt[*]} via apt"

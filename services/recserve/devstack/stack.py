@@ -3,6 +3,7 @@ run directory), waits until each reports SERVING, and stops exactly those proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -271,6 +272,12 @@ class Stack:
         self._pid_file(name).unlink(missing_ok=True)
 
     def down(self) -> None:
+        # SIGTERM every service first so their shutdown delays and drains overlap; Redis last.
+        for name in SERVICES:
+            pid = self.pid(name)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         for name in (*reversed(SERVICES), "redis"):
             self.stop_process(name)
 

@@ -227,8 +227,11 @@ class Pipeline:
         try:
             return await self._backends.append_events(user_id, item_ids, timestamps_ms, deadline)
         except StageUnavailable as exc:
-            # Writes must not be silently dropped: tell the caller to retry.
-            raise Unavailable(f"events not stored, retry: {exc}") from None
+            # Never acknowledge a write we cannot confirm. It may still have been applied, so a
+            # retry can record the events twice (at-least-once).
+            raise Unavailable(
+                f"events not confirmed stored (a retry may record them twice): {exc}"
+            ) from None
 
 
 MAX_ID_BYTES = 256

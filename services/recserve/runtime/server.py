@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+import redis
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -144,6 +145,11 @@ class Service:
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # A dependency outage, not a bug: retryable, and no traceback per request (the
+                # model watchers log the outage once per poll). The address stays private.
+                code = grpc.StatusCode.UNAVAILABLE
+                await context.abort(code, f"Redis unavailable ({type(exc).__name__}); retry")
             except Exception as exc:
                 # abort() raises to end the RPC; it reaches here only as a real bug.
                 if isinstance(exc, grpc.aio.AbortError):
