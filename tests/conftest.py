@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from recserve.devstack.stack import free_port
+from recserve.devstack.stack import free_port, wait_for_redis
 
 
 class RedisServer:
@@ -27,15 +26,7 @@ class RedisServer:
         )  # fmt: skip
         self.url = f"redis://127.0.0.1:{self.port}/0"
         client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_for_redis(client)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5)

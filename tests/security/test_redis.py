@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import redis
 from chaos.bundles import read_catalog, versions_in
 from chaos.pki import Pki
 from recserve.devstack import Stack, StackPorts
-from recserve.devstack.stack import free_port, wait_serving
+from recserve.devstack.stack import free_port, wait_for_redis, wait_serving
 from recserve.model import load_bundle, publish_bundle
 from recserve.runtime import redis_client
 from recserve.runtime.config import ConfigError, Env, RedisConfig
@@ -60,15 +59,7 @@ class TlsRedis:
             stderr=subprocess.DEVNULL,
         )
         client = self.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_redis(client)
 
     @property
     def url(self) -> str:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import redis
 
-from recserve.devstack.stack import free_port
+from recserve.devstack.stack import free_port, wait_for_redis
 from recserve.model import Bundle, RedisLayout, active_version, load_bundle, publish_bundle
 from recserve.model.bundle import iter_user_seed
 from recserve.model.redis_layout import gc_versions, published_versions, read_vectors
@@ -209,14 +208,7 @@ def test_cli_publish_takes_the_password_from_the_environment(
     )  # fmt: skip
     try:
         client = redis.Redis(port=port, password="s3cret")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+        wait_for_redis(client)
         run = [sys.executable, "-m", "recserve.training", "publish", "--bundles", str(trained.bundle.parent),
                "--version", trained.bundle.name, "--redis-url", f"redis://:wrong@127.0.0.1:{port}/0"]  # fmt: skip
         env = {**os.environ, "RECSERVE_REDIS_PASSWORD": "s3cret"}

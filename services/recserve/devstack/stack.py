@@ -57,6 +57,19 @@ class StackPorts:
         return int(getattr(self, service))
 
 
+def wait_for_redis(client: redis.Redis, timeout_s: float = 10.0) -> None:
+    """Returns once a just-started redis-server answers PING."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def wait_serving(
     address: str,
     timeout_s: float,
@@ -178,16 +191,7 @@ class Stack:
             ],
             os.environ,
         )  # fmt: skip
-        client = redis.Redis.from_url(self.admin_redis_url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_redis(redis.Redis.from_url(self.admin_redis_url, socket_connect_timeout=0.2))
 
     def start_service(self, service: str, extra_env: Mapping[str, str] | None = None) -> int:
         return self._spawn(
