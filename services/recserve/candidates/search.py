@@ -36,8 +36,8 @@ def search(
     dim = bundle.input_vectors.shape[1]
     n_items = len(bundle.item_ids)
     results = [Candidates() for _ in queries]
-    rows: list[np.ndarray] = []
-    row_of_query: list[int | None] = []
+    # Per query: its vector (None when its item is unknown) and the indices it excludes.
+    vectors: list[np.ndarray | None] = []
     excluded: list[set[int]] = []
     for position, query in enumerate(queries):
         if not 1 <= query.num_candidates <= max_candidates:
@@ -51,36 +51,31 @@ def search(
                 results[position].unknown_item_ids.append(item_id)
             else:
                 skip.add(index)
+        vector: np.ndarray | None = None
         if query.query_vector:
-            rows.append(
-                decode_vector(query.query_vector, dim, f"queries[{position}].query_vector_f32")
-            )
-            row_of_query.append(len(rows) - 1)
+            vector = decode_vector(query.query_vector, dim, f"queries[{position}].query_vector_f32")
         elif query.item_id:
             index = bundle.item_index.get(query.item_id)
             if index is None:
                 results[position].unknown_item_ids.append(query.item_id)
-                row_of_query.append(None)
             else:
                 skip.add(index)
-                rows.append(bundle.input_vectors[index])
-                row_of_query.append(len(rows) - 1)
+                vector = bundle.input_vectors[index]
         else:
             raise InvalidArgument(f"queries[{position}] needs query_vector_f32 or item_id")
+        vectors.append(vector)
         excluded.append(skip)
 
-    for position, row in enumerate(row_of_query):
-        if row is None:
+    for query, vector, skip, result in zip(queries, vectors, excluded, results, strict=True):
+        if vector is None:
             continue
-        query = queries[position]
         # Same k as the offline pipeline (num + every excluded id, duplicates included), and one
         # ScaNN call per query: its batched kernels round scores differently (7th digit), which
         # could reorder near-ties, and a request must get the same answer batched or alone.
         fetch = min(
             n_items, query.num_candidates + len(query.exclude_item_ids) + bool(query.item_id)
         )
-        indices, scores = bundle.index.search_batched(rows[row][None, :], fetch)
-        result, skip = results[position], excluded[position]
+        indices, scores = bundle.index.search_batched(vector[None, :], fetch)
         for index, score in zip(indices[0].tolist(), scores[0].tolist(), strict=True):
             if index < 0 or index in skip:
                 continue

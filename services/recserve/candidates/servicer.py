@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recserve.candidates.search import CandidateQuery, search
 from recserve.model import Bundle
-from recserve.runtime.errors import ResourceExhausted
+from recserve.runtime.errors import require_at_most
 from recserve.runtime.metrics import QUERIES
 from recserve.runtime.model_watch import ModelRegistry
 from recserve.runtime.server import Method, RpcContext, Service
@@ -34,16 +34,13 @@ class CandidateServicer:
         self, request: pb.SearchCandidatesRequest, _: RpcContext
     ) -> pb.SearchCandidatesResponse:
         _QUERIES.inc(len(request.queries))
-        if len(request.queries) > self._max_queries:
-            raise ResourceExhausted(
-                f"{len(request.queries)} queries in one request; the limit is {self._max_queries}"
-            )
+        require_at_most(len(request.queries), self._max_queries, "queries")
         for position, query in enumerate(request.queries):
-            if len(query.exclude_item_ids) > self._max_exclude:
-                raise ResourceExhausted(
-                    f"queries[{position}] excludes {len(query.exclude_item_ids)} items; "
-                    f"the limit is {self._max_exclude}"
-                )
+            require_at_most(
+                len(query.exclude_item_ids),
+                self._max_exclude,
+                f"queries[{position}].exclude_item_ids",
+            )
         version, bundle = self._models.get(request.model_version)
         results = search(
             bundle,

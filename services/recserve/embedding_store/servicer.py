@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
-
 from recserve.embedding_store.store import EmbeddingStore, UserStateQuery
-from recserve.runtime.errors import InvalidArgument, ResourceExhausted
+from recserve.runtime.errors import InvalidArgument, require_at_most
+from recserve.runtime.ids import require_ids
 from recserve.runtime.metrics import QUERIES
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import embedding_store_pb2 as pb
@@ -22,18 +21,11 @@ class EmbeddingStoreServicer:
         self._store = store
         self._max_batch_items = max_batch_items
 
-    def _limit(self, items: Sized, what: str) -> None:
-        if len(items) > self._max_batch_items:
-            raise ResourceExhausted(
-                f"{len(items)} {what} in one request; the limit is {self._max_batch_items}"
-            )
-
     async def get_item_vectors(
         self, request: pb.GetItemVectorsRequest, _: RpcContext
     ) -> pb.GetItemVectorsResponse:
-        self._limit(request.item_ids, "item_ids")
-        if any(not i for i in request.item_ids):
-            raise InvalidArgument("item_ids must not contain empty ids")
+        require_at_most(len(request.item_ids), self._max_batch_items, "item_ids")
+        require_ids(request.item_ids, "item_ids")
         meta = await self._store.meta(request.model_version)
         found, missing = await self._store.get_vectors(meta, list(request.item_ids))
         return pb.GetItemVectorsResponse(
@@ -47,7 +39,7 @@ class EmbeddingStoreServicer:
     async def upsert_item_vectors(
         self, request: pb.UpsertItemVectorsRequest, _: RpcContext
     ) -> pb.UpsertItemVectorsResponse:
-        self._limit(request.vectors, "vectors")
+        require_at_most(len(request.vectors), self._max_batch_items, "vectors")
         meta = await self._store.meta(request.model_version)
         count = await self._store.upsert_vectors(
             meta, [(v.item_id, v.vector_f32) for v in request.vectors]
@@ -57,7 +49,7 @@ class EmbeddingStoreServicer:
     async def delete_item_vectors(
         self, request: pb.DeleteItemVectorsRequest, _: RpcContext
     ) -> pb.DeleteItemVectorsResponse:
-        self._limit(request.item_ids, "item_ids")
+        require_at_most(len(request.item_ids), self._max_batch_items, "item_ids")
         meta = await self._store.meta(request.model_version)
         return pb.DeleteItemVectorsResponse(
             deleted=await self._store.delete_vectors(meta, list(request.item_ids))
@@ -67,13 +59,16 @@ class EmbeddingStoreServicer:
         self, request: pb.GetUserStatesRequest, _: RpcContext
     ) -> pb.GetUserStatesResponse:
         _QUERIES.inc(len(request.queries))
-        self._limit(request.queries, "queries")
-        self._limit([i for q in request.queries for i in q.recent_item_ids], "recent_item_ids")
+        require_at_most(len(request.queries), self._max_batch_items, "queries")
+        require_at_most(
+            sum(len(q.recent_item_ids) for q in request.queries),
+            self._max_batch_items,
+            "recent_item_ids",
+        )
         for query in request.queries:
             if not query.user_id and not query.recent_item_ids:
                 raise InvalidArgument("each query needs a user_id or recent_item_ids")
-            if any(not i for i in query.recent_item_ids):
-                raise InvalidArgument("recent_item_ids must not contain empty ids")
+            require_ids(query.recent_item_ids, "recent_item_ids")
         meta = await self._store.meta(request.model_version)
         states = await self._store.user_states(
             meta, [UserStateQuery(q.user_id, list(q.recent_item_ids)) for q in request.queries]
@@ -96,7 +91,7 @@ class EmbeddingStoreServicer:
     async def append_user_events(
         self, request: pb.AppendUserEventsRequest, _: RpcContext
     ) -> pb.AppendUserEventsResponse:
-        self._limit(request.item_ids, "item_ids")
+        require_at_most(len(request.item_ids), self._max_batch_items, "item_ids")
         meta = await self._store.meta("")
         accepted, unknown = await self._store.append_events(
             meta, request.user_id, list(request.item_ids), list(request.timestamps_ms)

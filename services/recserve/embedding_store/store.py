@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from recserve.model import QueryConfig, RedisLayout, query_vector
 from recserve.runtime.errors import FailedPrecondition, InvalidArgument
+from recserve.runtime.ids import require_ids
 from recserve.runtime.redis_client import text
 from recserve.vectors import decode_vector
 
@@ -87,8 +88,8 @@ class EmbeddingStore:
         return found, missing
 
     async def upsert_vectors(self, meta: VersionMeta, vectors: Sequence[tuple[str, bytes]]) -> int:
+        require_ids((item_id for item_id, _ in vectors), "item_id")
         for item_id, blob in vectors:
-            _require_id(item_id, "item_id")
             decode_vector(blob, meta.dim, f"vector of item {item_id!r}")
         if vectors:
             await self._redis.mset(
@@ -97,8 +98,7 @@ class EmbeddingStore:
         return len(vectors)
 
     async def delete_vectors(self, meta: VersionMeta, item_ids: Sequence[str]) -> int:
-        for item_id in item_ids:
-            _require_id(item_id, "item_id")
+        require_ids(item_ids, "item_ids")
         if not item_ids:
             return 0
         return int(
@@ -150,13 +150,12 @@ class EmbeddingStore:
         item_ids: Sequence[str],
         timestamps_ms: Sequence[int],
     ) -> tuple[int, list[str]]:
-        _require_id(user_id, "user_id")
+        require_ids([user_id], "user_id")
         if timestamps_ms and len(timestamps_ms) != len(item_ids):
             raise InvalidArgument(
                 f"timestamps_ms has {len(timestamps_ms)} entries for {len(item_ids)} item_ids"
             )
-        for item_id in item_ids:
-            _require_id(item_id, "item_id")
+        require_ids(item_ids, "item_ids")
         found, _ = await self.get_vectors(meta, item_ids)
         now_ms = int(time.time() * 1000)
         order = sorted(
@@ -172,13 +171,3 @@ class EmbeddingStore:
             pipe.ltrim(key, 0, self._max_history - 1)
             await pipe.execute()
         return len(accepted), unknown
-
-
-MAX_ID_BYTES = 256
-
-
-def _require_id(value: str, name: str) -> None:
-    if not value:
-        raise InvalidArgument(f"{name} must not be empty")
-    if len(value.encode()) > MAX_ID_BYTES:
-        raise InvalidArgument(f"{name} is longer than {MAX_ID_BYTES} bytes")

@@ -14,18 +14,9 @@ from recserve.runtime import redis_client
 from recserve.runtime.bootstrap import run_service
 from recserve.runtime.server import ServiceRunner, serve
 
-# gRPC's default reconnect backoff grows to 120 s (1 s, 1.6 s, 2.6 s, ...): a backend replica
-# restarted after a few seconds would get this gateway's traffic back only seconds after it is
-# ready, and a rolling update that moves on meanwhile leaves no ready replica. Capped at 1 s,
-# a replica is back in every gateway's rotation within ~1 s of reporting SERVING.
-RECONNECT_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-
 
 def _channel(target: str, config: GatewayConfig) -> grpc.aio.Channel:
-    options = [*channel_options(config.server.max_message_bytes), *RECONNECT_OPTIONS]
+    options = channel_options(config.server.max_message_bytes)
     if config.backend_tls_ca_file:
         with open(config.backend_tls_ca_file, "rb") as f:
             root = f.read()

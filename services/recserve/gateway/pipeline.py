@@ -19,6 +19,7 @@ from recserve.gateway.domain import (
 )
 from recserve.gateway.models import ModelTracker
 from recserve.runtime.errors import InvalidArgument, Unavailable
+from recserve.runtime.ids import require_ids
 from recserve.runtime.metrics import DEGRADED, STAGE_DURATION
 
 _STAGE_EMBEDDING = STAGE_DURATION.labels("embedding_store")
@@ -232,14 +233,3 @@ class Pipeline:
             raise Unavailable(
                 f"events not confirmed stored (a retry may record them twice): {exc}"
             ) from None
-
-
-MAX_ID_BYTES = 256
-
-
-def require_ids(ids: Sequence[str], what: str) -> None:
-    for value in ids:
-        if not value:
-            raise InvalidArgument(f"{what} must not contain empty ids")
-        if len(value) > MAX_ID_BYTES // 4 and len(value.encode()) > MAX_ID_BYTES:
-            raise InvalidArgument(f"{what} has an id longer than {MAX_ID_BYTES} bytes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recserve.model import Bundle
 from recserve.ranking.rank import ItemFilter, RankQuery, rank
-from recserve.runtime.errors import ResourceExhausted
+from recserve.runtime.errors import require_at_most
 from recserve.runtime.metrics import QUERIES
 from recserve.runtime.model_watch import ModelRegistry
 from recserve.runtime.server import Method, RpcContext, Service
@@ -27,16 +27,11 @@ class RankingServicer:
         self, request: pb.RankCandidatesRequest, _: RpcContext
     ) -> pb.RankCandidatesResponse:
         _QUERIES.inc(len(request.queries))
-        if len(request.queries) > self._max_queries:
-            raise ResourceExhausted(
-                f"{len(request.queries)} queries in one request; the limit is {self._max_queries}"
-            )
+        require_at_most(len(request.queries), self._max_queries, "queries")
         for position, query in enumerate(request.queries):
-            if len(query.item_indices) > self._max_candidates:
-                raise ResourceExhausted(
-                    f"queries[{position}] has {len(query.item_indices)} candidates; "
-                    f"the limit is {self._max_candidates}"
-                )
+            require_at_most(
+                len(query.item_indices), self._max_candidates, f"queries[{position}].item_indices"
+            )
         version, bundle = self._models.get(request.model_version)
         ranked = rank(
             bundle,

@@ -25,3 +25,9 @@ class Unavailable(ServiceError):
 
 class Unauthenticated(ServiceError):
     pass
+
+
+def require_at_most(count: int, limit: int, what: str) -> None:
+    """RESOURCE_EXHAUSTED when a request carries more than `limit` of `what`."""
+    if count > limit:
+        raise ResourceExhausted(f"{count} {what} in one request; the limit is {limit}")

@@ -57,7 +57,6 @@ class RpcContext:
 
     # Seconds left before the caller's deadline, or None without a deadline.
     time_remaining: float | None
-    metadata: dict[str, str]
 
 
 Handler = Callable[[Any, RpcContext], Awaitable[Message]]
@@ -104,10 +103,14 @@ class Service:
         }
         return grpc.method_handlers_generic_handler(self.full_name, handlers)
 
-    def _check_auth(self, metadata: dict[str, str]) -> None:
+    def _check_auth(self, context: grpc.aio.ServicerContext) -> None:
         if self._auth_token is None:
             return
-        header = metadata.get("authorization", "")
+        header = next(
+            (v for k, v in context.invocation_metadata() or () if k == "authorization"), ""
+        )
+        if not isinstance(header, str):
+            header = ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self._auth_token):
             raise errors.Unauthenticated("missing or invalid bearer token")
@@ -127,10 +130,7 @@ class Service:
                     raise errors.ResourceExhausted(
                         f"server overloaded: more than {self._max_in_flight} requests in flight"
                     )
-                metadata = {
-                    k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
-                }
-                self._check_auth(metadata)
+                self._check_auth(context)
                 request = request_type()
                 try:
                     request.ParseFromString(raw)
@@ -138,7 +138,7 @@ class Service:
                     raise errors.InvalidArgument(
                         f"request body is not a valid {request_type.DESCRIPTOR.full_name}: {exc}"
                     ) from None
-                return await handler(request, RpcContext(context.time_remaining(), metadata))
+                return await handler(request, RpcContext(context.time_remaining()))
             except errors.ServiceError as exc:
                 code = status_for(exc)
                 await context.abort(code, str(exc))
