@@ -3,25 +3,37 @@
 #   python -m recserve.gateway | recserve.embedding_store | recserve.candidates | recserve.ranking
 #   python -m recserve.training train|publish|gc ...
 #   python -m recserve.client recommend --target HOST:50051 --user-id 1   (helm test)
-# Build: make image   (docker build -t $(IMAGE) .)
+# Build: make image (docker build -t $(IMAGE) .). make image-test builds it with buildah on a
+# Debian base and runs every role the chart runs (mk/image.mk).
+# Optional build secrets for pip, mounted only while pip runs and never stored in a layer:
+#   pip_conf: a pip.conf (e.g. a mirror's index-url); pip_ca: a CA bundle it may name as
+#   /run/secrets/pip_ca. e.g. docker build --secret id=pip_conf,src=pip.conf ...
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
-# ---- build stage: wheels for the project and its pinned dependencies -------------------
+# ---- build stage: a venv with the locked dependencies and the project -------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/recserve
 ENV PATH=/opt/recserve/bin:$PATH
-# Dependencies first so that code edits do not invalidate the (slow) dependency layer.
+# Dependencies first, pinned with hashes (`make lock`), so that code edits do not invalidate
+# the (slow) dependency layer.
+COPY requirements.lock ./
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY services ./services
-RUN pip install --no-cache-dir . \
- && python -c "import recserve" \
- && find /opt/recserve -name '__pycache__' -prune -exec rm -rf {} +
+# pip check: the lock must hold every dependency of the project. The .pyc files stay: the
+# runtime root filesystem is read-only, so Python could not cache them at start-up.
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir --no-deps . \
+ && pip check \
+ && python -c "import recserve.gateway, recserve.training"
 
-# ---- runtime stage: the venv only, no compilers, no pip cache, non-root -----------------
+# ---- runtime stage: the venv only, no compilers, no pip configuration, non-root ----------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG UID=10001
 LABEL org.opencontainers.image.title="recserve" \

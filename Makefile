@@ -18,12 +18,13 @@ protos: bootstrap  ## regenerate gRPC stubs from protos/ (commit the result)
 	  --grpc_python_out=services protos/recserve/v1/*.proto
 
 lint: bootstrap  ## ruff + mypy
-	$(VENV)/bin/ruff check services tests loadtest
-	$(VENV)/bin/ruff format --check services tests loadtest
+	$(VENV)/bin/ruff check services tests loadtest tools
+	$(VENV)/bin/ruff format --check services tests loadtest tools
 	$(VENV)/bin/mypy
 
 test: bootstrap  ## the whole suite (CI runs this)
 	$(MAKE) protos && git diff --exit-code -- services/recserve/v1
+	$(MAKE) api-check
 	$(MAKE) lint
 	$(VENV)/bin/pytest -q tests
 

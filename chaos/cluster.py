@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -162,8 +163,14 @@ class Cluster:
         return self.stack.pid(name)
 
     def alive(self, name: str) -> bool:
+        """The process runs (a zombie, exited but not yet reaped, does not)."""
         pid = self.pid(name)
-        return pid is not None and Path(f"/proc/{pid}").exists() and _state(pid) != "Z"
+        if pid is None:
+            return False
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def stop_replica(
         self, replica: Replica, sig: int = signal.SIGTERM, timeout_s: float = 30.0
@@ -217,27 +224,18 @@ class Cluster:
         return sum(v for k, v in samples.items() if k.startswith("recserve_rpc_total{"))
 
     def rss_bytes(self, name: str) -> int:
+        """Resident set size of the process; 0 if it is not running."""
         pid = self.pid(name)
         if pid is None:
             return 0
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
+            return int(psutil.Process(pid).memory_info().rss)
+        except psutil.NoSuchProcess:
             return 0
-        return 0
 
     def log_text(self, name: str) -> str:
         path = self.run_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "?"
 
 
 def signal_pid(pid: int, sig: int) -> None:

@@ -1,9 +1,10 @@
 """Open-loop load against the gateways, recording the outcome of every request.
 
 Request i is due at ``start + i / rate`` and is sent then whatever earlier requests are doing;
-its latency is measured from that scheduled time, so a stalled server shows up as latency
-instead of as a lower offered rate. The generator runs in its own processes (the harness
-meanwhile kills and restarts things) and behaves like a careful client:
+its latency is measured from that scheduled time (`loadtest.schedule`), so a stalled server
+shows up as latency instead of as a lower offered rate. The generator runs in its own
+processes, which split the schedule round-robin (the harness meanwhile kills and restarts
+things), and behaves like a careful client:
 
 - one channel to the gateways' DNS name with round_robin and client health checking, so a
   gateway that reports NOT_SERVING (draining) gets no new calls;
@@ -31,6 +32,9 @@ from typing import Any
 
 import grpc
 
+from loadtest.schedule import arrival_offsets, run_schedule, split_offsets
+from recserve.client.options import channel_options, service_config
+from recserve.client.results import degraded_reason
 from recserve.v1 import recommender_pb2 as pb
 from recserve.v1 import types_pb2
 
@@ -38,22 +42,9 @@ RECOMMEND = "/recserve.v1.RecommenderService/Recommend"
 RECORD = "/recserve.v1.RecommenderService/RecordEvents"
 SIMILAR = "/recserve.v1.RecommenderService/GetSimilarItems"
 
-# What a client of the public API should configure (docs/reliability.md).
-CLIENT_SERVICE_CONFIG = {
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "healthCheckConfig": {"serviceName": "readiness"},
-}
-
-# As the gateway's channels to the backends (recserve.gateway.app.RECONNECT_OPTIONS).
-CLIENT_RECONNECT_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-
-DEGRADED_REASONS = {
-    value: types_pb2.DegradedReason.Name(value).removeprefix("DEGRADED_REASON_").lower()
-    for value in types_pb2.DegradedReason.values()
-}
+# The client's service config (recserve.client, docs/reliability.md) without gRPC's own
+# retries: this generator retries itself, so that it can record the first status as well.
+CLIENT_SERVICE_CONFIG = service_config(retryable=())
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,7 @@ class Record:
     code: str  # final status
     first_code: str  # status of the first attempt
     attempts: int
-    send_lag: float = 0.0  # actual first send - scheduled (generator delay)
+    send_lag: float = 0.0  # actual send - scheduled (generator delay)
     degraded: str = ""
     version: str = ""
     user: str = ""
@@ -137,8 +128,8 @@ async def _fire(
         request_serializer=lambda m: m.SerializeToString(),
         response_deserializer=response_type.FromString,
     )
+    # latency and send_lag are filled in from the schedule's measurement (_run_worker).
     record = Record(i=i, op=op, t=due, latency=0.0, code="", first_code="", attempts=0, user=user)
-    record.send_lag = time.time() - due
     deadline = due + spec.timeout_s
     while True:
         record.attempts += 1
@@ -158,15 +149,12 @@ async def _fire(
         if record.code != "UNAVAILABLE" or record.attempts >= spec.attempts:
             break
         await asyncio.sleep(0.01 * record.attempts)
-    record.latency = time.time() - due
     if response is not None:
         if op == "record":
             record.accepted = response.accepted
             record.items = items
         else:
-            record.degraded = (
-                DEGRADED_REASONS.get(response.degraded_reason, "") if response.degraded else ""
-            )
+            record.degraded = degraded_reason(response.degraded_reason) if response.degraded else ""
             if response.degraded:
                 record.detail = response.degraded_detail[:200]
             record.version = response.model_version
@@ -179,11 +167,7 @@ async def _fire(
 async def _run_worker(
     spec: LoadSpec, worker: int, start_at: float, stop: EventType
 ) -> list[Record]:
-    options = [
-        ("grpc.service_config", json.dumps(CLIENT_SERVICE_CONFIG)),
-        ("grpc.use_local_subchannel_pool", 1),
-        *CLIENT_RECONNECT_OPTIONS,
-    ]
+    options = channel_options(CLIENT_SERVICE_CONFIG, extra=[("grpc.use_local_subchannel_pool", 1)])
     channels = [
         grpc.aio.insecure_channel(spec.target, options=options)
         for _ in range(spec.channels_per_worker)
@@ -191,23 +175,22 @@ async def _run_worker(
     metadata: tuple[tuple[str, str], ...] = (
         (("authorization", f"Bearer {spec.token}"),) if spec.token else ()
     )
-    total = int(spec.rate * spec.duration_s)
-    tasks: list[asyncio.Task[Record]] = []
+    offsets = split_offsets(arrival_offsets(spec.rate, spec.duration_s), spec.workers)[worker]
+
+    async def fire(k: int, due: float) -> Record:
+        i = worker + k * spec.workers  # this worker's k-th request is the schedule's i-th
+        return await _fire(spec, channels[k % len(channels)], i, due, metadata)
+
     try:
-        for n, i in enumerate(range(worker, total, spec.workers)):
-            due = start_at + i / spec.rate
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if stop.is_set():
-                break
-            tasks.append(
-                asyncio.ensure_future(_fire(spec, channels[n % len(channels)], i, due, metadata))
-            )
-        return list(await asyncio.gather(*tasks))
+        # Wall clock: start_at is shared between processes and Record.t is wall time.
+        done = await run_schedule(offsets, fire, start_at, clock=time.time, stop=stop.is_set)
     finally:
         for channel in channels:
             await channel.close()
+    for record, latency, lag in zip(done.results, done.latency_s, done.send_lag_s, strict=True):
+        record.latency = float(latency)
+        record.send_lag = float(lag)
+    return done.results
 
 
 def _worker_main(

@@ -1,16 +1,18 @@
-"""Certificates for the TLS/mTLS tests: a CA, a server and a client certificate it signs, and a
-client certificate from another CA. Generated per test run with the openssl CLI (no extra Python
-dependency), valid one day, never committed."""
+"""Certificates for the TLS/mTLS tests (gRPC and Redis): a CA, a server and a client certificate
+it signs, and a client certificate from another CA. Generated per test run with trustme (ECDSA
+P-256 keys, PEM files), leaves valid one day, never committed. trustme's leaf certificates
+carry both the serverAuth and clientAuth usages; which one a file serves is its role here."""
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import subprocess
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-SERVER_SANS = "DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3"
+import trustme
+
+SERVER_IDENTITIES = ("localhost", "127.0.0.1", "127.0.0.2", "127.0.0.3")
+VALIDITY = datetime.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -28,82 +30,37 @@ class Pki:
     rogue_client: CertFiles  # signed by another CA
 
 
-def available() -> bool:
-    return shutil.which("openssl") is not None
+def _ca(directory: Path, name: str) -> tuple[trustme.CA, Path]:
+    ca = trustme.CA(organization_name=name)
+    path = directory / f"{name}.pem"
+    ca.cert_pem.write_to_path(path)
+    return ca, path
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def _key_args(key: Path) -> list[str]:
-    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key)]
-
-
-def _ca(directory: Path, cn: str) -> CertFiles:
-    files = CertFiles(directory / f"{cn}.pem", directory / f"{cn}.key")
-    _openssl(
-        "req",
-        "-x509",
-        *_key_args(files.key),
-        "-out",
-        str(files.cert),
-        "-days",
-        "1",
-        "-subj",
-        f"/CN={cn}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
+def _leaf(directory: Path, name: str, issuer: trustme.CA, *identities: str) -> CertFiles:
+    """A certificate for `identities` (the name itself when none: a client certificate)."""
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = issuer.issue_cert(
+        *(identities or (name,)),
+        common_name=name,
+        not_before=now - datetime.timedelta(minutes=5),  # tolerate a little clock skew
+        not_after=now + VALIDITY,
     )
-    return files
-
-
-def _leaf(directory: Path, cn: str, issuer: CertFiles, usage: str, sans: str | None) -> CertFiles:
-    files = CertFiles(directory / f"{cn}.crt", directory / f"{cn}.key")
-    csr = directory / f"{cn}.csr"
-    _openssl("req", "-new", *_key_args(files.key), "-out", str(csr), "-subj", f"/CN={cn}")
-    extensions = directory / f"{cn}.ext"
-    lines = [
-        "basicConstraints=critical,CA:FALSE",
-        f"extendedKeyUsage={usage}",
-        "keyUsage=critical,digitalSignature",
-    ]
-    if sans:
-        lines.append(f"subjectAltName={sans}")
-    extensions.write_text("\n".join(lines) + "\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(issuer.cert),
-        "-CAkey",
-        str(issuer.key),
-        "-set_serial",
-        str(secrets.randbits(63)),
-        "-days",
-        "1",
-        "-sha256",
-        "-extfile",
-        str(extensions),
-        "-out",
-        str(files.cert),
-    )
+    files = CertFiles(directory / f"{name}.crt", directory / f"{name}.key")
+    leaf.cert_chain_pems[0].write_to_path(files.cert)
+    leaf.private_key_pem.write_to_path(files.key)
     files.key.chmod(0o600)
     return files
 
 
 def make_pki(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    root = _ca(directory, "recserve-test-ca")
-    rogue = _ca(directory, "rogue-ca")
+    root, root_pem = _ca(directory, "recserve-test-ca")
+    rogue, rogue_pem = _ca(directory, "rogue-ca")
     return Pki(
-        ca=root.cert,
-        server=_leaf(directory, "recserve-server", root, "serverAuth", SERVER_SANS),
-        client=_leaf(directory, "recserve-gateway", root, "clientAuth", None),
-        rogue_ca=rogue.cert,
-        rogue_client=_leaf(directory, "intruder", rogue, "clientAuth", None),
+        ca=root_pem,
+        server=_leaf(directory, "recserve-server", root, *SERVER_IDENTITIES),
+        client=_leaf(directory, "recserve-gateway", root),
+        rogue_ca=rogue_pem,
+        rogue_client=_leaf(directory, "intruder", rogue),
     )

@@ -115,8 +115,8 @@ def run_under_load(
 
 
 # Like Kubernetes' minReadySeconds: after a replica reports SERVING, wait longer than the
-# clients' longest reconnect backoff (1 s, CLIENT_RECONNECT_OPTIONS and the gateway's) before
-# taking down the next one, so every client has it back in its rotation.
+# clients' longest reconnect backoff (1 s, recserve.client.channel_options and the gateway's)
+# before taking down the next one, so every client has it back in its rotation.
 MIN_READY_S = 1.5
 
 
@@ -626,7 +626,11 @@ def _gateway_histogram(cluster: Cluster, code: str) -> dict[float, float]:
             stats.histogram_buckets(
                 samples,
                 "recserve_rpc_duration_seconds",
-                {"service": "gateway", "method": "Recommend", "code": code},
+                {
+                    "grpc_service": "recserve.v1.RecommenderService",
+                    "grpc_method": "Recommend",
+                    "grpc_code": code,
+                },
             )
         )
     return stats.merge_buckets(parts)

@@ -7,21 +7,20 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from chaos.load import Record
+from loadtest import stats as loadtest_stats
 
 READS = ("recommend", "similar")
 
 
 def percentiles_ms(values: Sequence[float]) -> dict[str, float | None]:
+    """p50/p99 (nearest rank, `loadtest.stats.percentile`) and max of latencies in s, as ms."""
     if not values:
         return {"p50": None, "p99": None, "max": None}
-    array = np.asarray(values) * 1000
     return {
-        "p50": round(float(np.percentile(array, 50)), 1),
-        "p99": round(float(np.percentile(array, 99)), 1),
-        "max": round(float(array.max()), 1),
+        "p50": round(loadtest_stats.percentile(values, 50) * 1000, 1),
+        "p99": round(loadtest_stats.percentile(values, 99) * 1000, 1),
+        "max": round(max(values) * 1000, 1),
     }
 
 
@@ -114,27 +113,12 @@ def histogram_delta(
 
 
 def histogram_quantile(buckets: Mapping[float, float], q: float) -> float | None:
-    """Prometheus-style linear interpolation inside the bucket holding quantile q (seconds)."""
+    """Quantile q (seconds) of cumulative {le: count} buckets by Prometheus' interpolation
+    (`loadtest.stats.histogram_quantile`); None when the histogram is empty."""
     if not buckets:
         return None
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    if total <= 0:
-        return None
-    rank = q * total
-    lower_bound, lower_count = 0.0, 0.0
-    for bound in bounds:
-        count = buckets[bound]
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            if count == lower_count:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
-                count - lower_count
-            )
-        lower_bound, lower_count = bound, count
-    return bounds[-1]
+    value = loadtest_stats.histogram_quantile(q, buckets.items())
+    return None if math.isnan(value) else value
 
 
 def merge_buckets(parts: Iterable[Mapping[float, float]]) -> dict[float, float]:

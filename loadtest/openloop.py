@@ -1,11 +1,12 @@
 """Open-loop (constant arrival rate) benchmark of Recommend with CPU accounting.
 
-Requests are fired on a fixed schedule whatever the server does, and every latency is
-measured from the request's *scheduled* send time, so a stalled server or generator shows up
-as latency instead of silently lowering the offered load (no coordinated omission).
+Requests are fired on the fixed schedule of `loadtest.schedule` whatever the server does, and
+every latency is measured from the request's *scheduled* send time, so a stalled server or
+generator shows up as latency instead of silently lowering the offered load (no coordinated
+omission).
 
 For each offered rate: achieved QPS, p50/p95/p99/p99.9, errors, degraded fraction, CPU ms
-per request of the stack's processes (from /proc, generator excluded) and of the generator,
+per request of the stack's processes (psutil, generator excluded) and of the generator,
 and the gateway's per-stage latency from its Prometheus histograms. A step search finds the
 highest rate with p99 <= each SLO. The bare echo server is measured the same way in the
 same run as the Python-gRPC floor.
@@ -29,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -38,84 +39,17 @@ from typing import Protocol
 
 import grpc
 import numpy as np
+import psutil
 
 from loadtest import stack as stack_mod
 from loadtest import stats
-from loadtest.procstat import CpuSnapshot
+from loadtest.schedule import arrival_offsets, run_schedule, split_offsets
 from loadtest.workload import RequestFactory, load_catalog
 from recserve.v1 import recommender_pb2
 
 RECOMMEND_PATH = "/recserve.v1.RecommenderService/Recommend"
 OK_CODES = {"OK", "0"}
 ACHIEVED_MIN_FRACTION = 0.95  # a step whose server completes < 95 % of the offered rate fails
-
-
-# --- the schedule ----------------------------------------------------------------------------
-
-
-def arrival_offsets(rate: float, duration_s: float) -> np.ndarray:
-    """Seconds from the start at which each request is due: i / rate, evenly spaced."""
-    if rate <= 0 or duration_s <= 0:
-        return np.zeros(0)
-    return np.arange(math.floor(rate * duration_s)) / rate
-
-
-def split_offsets(offsets: np.ndarray, workers: int) -> list[np.ndarray]:
-    """Round-robin the global schedule so the workers' merged arrivals stay evenly spaced."""
-    return [offsets[k::workers] for k in range(workers)]
-
-
-@dataclass
-class ScheduleResult:
-    latency_s: np.ndarray  # completion - scheduled time
-    send_lag_s: np.ndarray  # actual send - scheduled time: the generator's own delay
-    codes: list[str]
-    degraded: np.ndarray
-    max_in_flight: int
-
-
-Fire = Callable[[int], Awaitable[tuple[str, bool]]]
-
-
-async def run_schedule(
-    offsets: Sequence[float] | np.ndarray,
-    fire: Fire,
-    start: float,
-    clock: Callable[[], float] = time.perf_counter,
-) -> ScheduleResult:
-    """Start fire(i) at start + offsets[i] without waiting for earlier calls to finish.
-
-    If the loop falls behind (GC pause, CPU contention) the overdue requests are sent at once
-    and their latency still counts from the schedule.
-    """
-    n = len(offsets)
-    latency = np.full(n, math.nan)
-    lag = np.zeros(n)
-    degraded = np.zeros(n, dtype=bool)
-    codes = [""] * n
-    in_flight = 0
-    max_in_flight = 0
-
-    async def one(i: int, due: float) -> None:
-        nonlocal in_flight
-        try:
-            codes[i], degraded[i] = await fire(i)
-        finally:
-            latency[i] = clock() - due
-            in_flight -= 1
-
-    tasks = []
-    for i, off in enumerate(offsets):
-        due = start + float(off)
-        delay = due - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        lag[i] = max(0.0, clock() - due)
-        in_flight += 1
-        max_in_flight = max(max_in_flight, in_flight)
-        tasks.append(asyncio.create_task(one(i, due)))
-    await asyncio.gather(*tasks)
-    return ScheduleResult(latency, lag, codes, degraded, max_in_flight)
 
 
 # --- generators ------------------------------------------------------------------------------
@@ -163,7 +97,7 @@ async def _worker_loop(conn: Connection, target: str, pool: list[bytes], timeout
             break
         start_wall, offsets, first_req = msg
 
-        async def fire(i: int, first: int = first_req) -> tuple[str, bool]:
+        async def fire(i: int, _due: float, first: int = first_req) -> tuple[str, bool]:
             try:
                 resp = await call(
                     pool[(first + i) % len(pool)], timeout=timeout_s, metadata=metadata
@@ -212,8 +146,8 @@ class PythonGenerator:
         return RawStep(
             latency_s=lat,
             send_lag_s=np.concatenate([r.send_lag_s for r in sched]),
-            codes=Counter(c for r in sched for c in r.codes),
-            degraded=int(sum(int(r.degraded.sum()) for r in sched)),
+            codes=Counter(code for r in sched for code, _ in r.results),
+            degraded=sum(degraded for r in sched for _, degraded in r.results),
             window_s=max(duration_s, float(ends.max()) if ends.size else 0.0),
             generator_cpu_s=sum(cpu for _, cpu in results),
             generator=self.name,
@@ -339,6 +273,57 @@ class H2LoadGenerator:
         self.tmp.cleanup()
 
 
+# --- CPU accounting --------------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: Iterable[int]) -> float:
+    """utime + stime (all threads) of the given processes and every live descendant (services
+    may fork workers); a process that is gone counts 0."""
+    tree: dict[int, psutil.Process] = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            tree.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+        except psutil.NoSuchProcess:
+            continue
+    total = 0.0
+    for process in tree.values():
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _machine_busy_seconds() -> float:
+    """All CPUs' non-idle time since boot: idle and iowait excluded; guest time is already
+    part of user/nice, so it is not added again."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds per named group of processes, plus machine-wide busy seconds."""
+
+    groups: dict[str, float]
+    machine_busy: float
+
+    @classmethod
+    def take(cls, groups: Mapping[str, Iterable[int]]) -> CpuSnapshot:
+        return cls(
+            groups={name: _cpu_seconds(pids) for name, pids in groups.items()},
+            machine_busy=_machine_busy_seconds(),
+        )
+
+    def minus(self, before: CpuSnapshot) -> CpuSnapshot:
+        return CpuSnapshot(
+            groups={k: v - before.groups.get(k, 0.0) for k, v in self.groups.items()},
+            machine_busy=self.machine_busy - before.machine_busy,
+        )
+
+
 # --- one measured step -----------------------------------------------------------------------
 
 
@@ -433,9 +418,11 @@ class Runner:
             # h2load sees HTTP only: take grpc codes and degraded answers from the gateway
             # (the only server of a method named Recommend).
             by_code = {
-                dict(lb).get("code", ""): v
+                dict(lb).get("grpc_code", ""): v
                 for (name, lb), v in mdelta.items()
-                if name == "recserve_rpc_total" and dict(lb).get("method") == "Recommend" and v > 0
+                if name == "recserve_rpc_total"
+                and dict(lb).get("grpc_method") == "Recommend"
+                and v > 0
             }
             for code, v in by_code.items():
                 # h2load resets the streams still open when its duration ends: the gateway

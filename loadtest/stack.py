@@ -18,8 +18,10 @@ from pathlib import Path
 
 import grpc
 
-# Env names shared by the locust file, the benchmark and mk/bench.mk.
-TARGET_ENV = "RECSERVE_TARGET"
+from recserve.client.options import TARGET_ENV
+
+# Env names shared by the locust file, the benchmark and mk/bench.mk (the target's is the
+# client's, RECSERVE_TARGET).
 STACK_JSON_ENV = "RECSERVE_STACK_JSON"
 DEFAULT_STACK_JSON = Path("run/stack.json")
 AUTH_TOKEN_ENV = "RECSERVE_AUTH_TOKEN"

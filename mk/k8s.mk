@@ -8,7 +8,7 @@ DOCKER ?= docker
 CHART_DIR := helm/recserve
 STACK_JSON ?= $(RUN_DIR)/stack.json
 # dashboards-check scrapes the stack `make up` started (run/stack.json), or DASH_TARGETS
-# (service=host:port,...), or emulated exporters when neither exists.
+# (component=host:port,...), or emulated exporters when neither exists.
 DASH_TARGETS ?=
 DASH_SOURCE = $(if $(DASH_TARGETS),--targets $(DASH_TARGETS),$(if $(wildcard $(STACK_JSON)),--stack-json $(STACK_JSON),--simulate))
 
@@ -17,10 +17,10 @@ image:  ## build the container image (IMAGE=repo:tag; needs a Docker engine)
 	$(DOCKER) build -t $(IMAGE) .
 
 render: bootstrap  ## re-render k8s/manifests from helm/recserve + k8s/values.yaml
-	$(PY) -m recserve.cluster.chart render
+	$(PY) -m tools.chart render
 
 render-check: bootstrap  ## fail if k8s/manifests drifted from the chart
-	$(PY) -m recserve.cluster.chart check
+	$(PY) -m tools.chart check
 
 chart-check: bootstrap  ## lint, render 4 scenarios, validate (1.29/1.33), semantics, checkov, hadolint, promtool
 	$(VENV)/bin/pytest -q tests/k8s/test_chart.py
@@ -29,4 +29,4 @@ kube-test: bootstrap  ## every tests/k8s check (chart, cluster CLI, entrypoints,
 	$(VENV)/bin/pytest -q tests/k8s
 
 dashboards-check: bootstrap  ## every panel/alert/adapter query through a real Prometheus must return data
-	$(PY) -m recserve.cluster.dashboards_check $(DASH_SOURCE)
+	$(PY) -m tools.dashboards_check $(DASH_SOURCE)

@@ -34,4 +34,12 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-"$VENV/bin/python" -m recserve.training.datasets fetch-movielens --dest data
+# buf for `make api-check`, pinned in package-lock.json; `npm ci` empties node_modules first,
+# so a changed lock file finds no stamp and reinstalls.
+npm_stamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
+if [ ! -f "$npm_stamp" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$npm_stamp"
+fi
+
+"$VENV/bin/python" -m recserve.training.data fetch-movielens --dest data

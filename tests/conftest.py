@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server on a free port."""
+"""Shared fixtures: a real redis-server on a free port; one small trained catalog per session."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def catalog_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One bundle version trained once per session, shared by the chaos, security and client
+    tests (the repository root is on sys.path through pytest's `pythonpath`)."""
+    from chaos.bundles import train_versions
+
+    root = tmp_path_factory.getbasetemp() / "catalog-bundles"
+    train_versions(root, 1)
+    return root

@@ -15,11 +15,11 @@ from recserve.v1 import embedding_store_pb2 as pb
 
 
 def test_embedding_store_without_redis_answers_unavailable(
-    chaos_bundles: Path, tmp_path: Path
+    catalog_bundles: Path, tmp_path: Path
 ) -> None:
-    version = versions_in(chaos_bundles)[0]
-    users, items = read_catalog(chaos_bundles / version)
-    stack = Stack(tmp_path, chaos_bundles, StackPorts.free())
+    version = versions_in(catalog_bundles)[0]
+    users, items = read_catalog(catalog_bundles / version)
+    stack = Stack(tmp_path, catalog_bundles, StackPorts.free())
     try:
         stack.start_redis()
         stack.publish(version)

@@ -202,12 +202,21 @@ def test_summary_counts_failures_retries_degraded_and_budget() -> None:
     assert summary["reads"]["sent"] == 4 and summary["reads"]["failed"] == 0
 
 
+def test_latency_percentiles_are_nearest_rank_like_the_benchmarks() -> None:
+    # 1..100 ms: nearest rank gives observed samples (interpolation would say 50.5 and 99.01).
+    latencies = [i / 1000 for i in range(100, 0, -1)]
+    assert stats.percentiles_ms(latencies) == {"p50": 50.0, "p99": 99.0, "max": 100.0}
+    assert stats.percentiles_ms([]) == {"p50": None, "p99": None, "max": None}
+
+
 def test_histogram_quantile_interpolates_like_prometheus() -> None:
     buckets = {0.01: 50.0, 0.1: 90.0, 1.0: 100.0, math.inf: 100.0}
     assert stats.histogram_quantile(buckets, 0.5) == pytest.approx(0.01)
     assert stats.histogram_quantile(buckets, 0.7) == pytest.approx(0.055)
     assert stats.histogram_quantile(buckets, 0.99) == pytest.approx(0.91)
     assert stats.histogram_quantile({math.inf: 0.0}, 0.5) is None
+    assert stats.histogram_quantile({}, 0.5) is None
+    assert stats.histogram_quantile({0.01: 50.0, math.inf: 100.0}, 0.9) == 0.01  # +Inf bucket
     samples = {
         'h_bucket{code="OK",le="0.01",method="M"}': 3.0,
         'h_bucket{code="OK",le="+Inf",method="M"}': 4.0,

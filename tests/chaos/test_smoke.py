@@ -13,18 +13,18 @@ from chaos.scenarios import Harness, kill_replicas
 
 
 def test_kill_one_replica_of_each_service_loses_nothing(
-    chaos_bundles: Path, tmp_path: Path
+    catalog_bundles: Path, tmp_path: Path
 ) -> None:
-    version = versions_in(chaos_bundles)[0]
+    version = versions_in(catalog_bundles)[0]
     cluster = Cluster(
         tmp_path / "cluster",
-        chaos_bundles,
+        catalog_bundles,
         env={"RECSERVE_LOG_LEVEL": "WARNING", "RECSERVE_MODEL_POLL_INTERVAL_S": "0.5"},
     )
     cluster.start(version)
     try:
-        users, items = read_catalog(chaos_bundles / version)
-        oracle = Oracle({version: chaos_bundles / version}, cluster.redis_client(), users)
+        users, items = read_catalog(catalog_bundles / version)
+        oracle = Oracle({version: catalog_bundles / version}, cluster.redis_client(), users)
         harness = Harness(cluster, oracle, users, items, [version], tmp_path, rate=20, quick=True)
         result = kill_replicas(harness)
         alive = {r.name: cluster.alive(r.name) for r in cluster.all_replicas()}

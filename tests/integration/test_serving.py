@@ -7,11 +7,18 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
+from google.protobuf.message import Message
 
 from recserve.client import RecommenderClient
 from recserve.devstack import Stack
 from recserve.model import RedisLayout, load_bundle, recommend
-from recserve.v1 import types_pb2
+from recserve.v1 import (
+    candidates_pb2,
+    embedding_store_pb2,
+    ranking_pb2,
+    recommender_pb2,
+    types_pb2,
+)
 
 LAYOUT = RedisLayout()
 
@@ -127,6 +134,40 @@ def test_bad_recommend_requests_are_invalid_argument(
     assert message in info.value.details()  # type: ignore[attr-defined]
 
 
+# One request per service, one item/id/query over its default limit.
+OVER_COUNT_LIMITS = [
+    ("gateway", "/recserve.v1.RecommenderService/Recommend",
+     recommender_pb2.RecommendRequest(user_id="1", k=5, exclude_item_ids=["1"] * 501),
+     "501 exclude_item_ids in one request; the limit is 500"),
+    ("embedding_store", "/recserve.v1.EmbeddingStoreService/GetItemVectors",
+     embedding_store_pb2.GetItemVectorsRequest(item_ids=["1"] * 10_001),
+     "10001 item_ids in one request; the limit is 10000"),
+    ("candidates", "/recserve.v1.CandidateService/SearchCandidates",
+     candidates_pb2.SearchCandidatesRequest(
+         queries=[candidates_pb2.CandidateQuery(item_id="1", num_candidates=1)] * 257),
+     "257 queries in one request; the limit is 256"),
+    ("ranking", "/recserve.v1.RankingService/RankCandidates",
+     ranking_pb2.RankCandidatesRequest(
+         queries=[ranking_pb2.RankQuery(item_indices=[0] * 1001, ann_scores=[0.0] * 1001, k=1)]),
+     "1001 queries[0].item_indices in one request; the limit is 1000"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("service", "method", "request_", "detail"), OVER_COUNT_LIMITS)
+def test_counts_over_a_limit_are_invalid_argument_in_every_service(
+    stack: Stack, service: str, method: str, request_: Message, detail: str
+) -> None:
+    # Too many items/ids/queries is the caller's error everywhere; RESOURCE_EXHAUSTED is kept
+    # for oversized messages and load shedding.
+    with (
+        grpc.insecure_channel(stack.address(service)) as channel,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        channel.unary_unary(method)(request_.SerializeToString(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == detail
+
+
 def test_bad_record_events_are_invalid_argument(client: RecommenderClient) -> None:
     for user_id, items in (("", ["1"]), ("u", []), ("u", [""])):
         with pytest.raises(grpc.RpcError) as info:
@@ -170,7 +211,7 @@ def test_oversized_message_is_resource_exhausted(stack: Stack) -> None:
 def test_non_finite_vector_upsert_is_invalid_argument(stack: Stack) -> None:
     import numpy as np
 
-    from recserve.v1 import embedding_store_pb2, embedding_store_pb2_grpc
+    from recserve.v1 import embedding_store_pb2_grpc
 
     bundle = load_bundle(stack.newest_bundle() or Path(), parts=set())
     with grpc.insecure_channel(stack.address("embedding_store")) as channel:

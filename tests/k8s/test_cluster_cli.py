@@ -45,7 +45,7 @@ def test_status_reports_replicas_hpa_and_versions() -> None:
         30,
     )
     metrics = {m.name: (m.current, m.target) for m in gw.metrics}
-    assert metrics == {"recserve_rpc_in_flight": ("19", "15"), "cpu": ("81%", "75%")}
+    assert metrics == {"recserve_requests_per_second": ("120", "139"), "cpu": ("81%", "60%")}
     # candidates: one pod Pending (unschedulable), its metrics are not read
     cand = by["candidates"]
     assert cand.ready == 2 and [p.phase for p in cand.pods].count("Pending") == 1
@@ -81,7 +81,9 @@ def test_status_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     fake = default_cluster()
     assert main(["status", "-n", "recserve"], apis_factory=lambda _a: apis_for(fake)) == 0
     out = capsys.readouterr().out
-    assert "gateway" in out and "3/4/5/30" in out and "recserve_rpc_in_flight: 19 / 15" in out
+    assert (
+        "gateway" in out and "3/4/5/30" in out and "recserve_requests_per_second: 120 / 139" in out
+    )
     assert "20250601-0900" in out and "Pending" in out
     assert main(["status", "-o", "json"], apis_factory=lambda _a: apis_for(fake)) == 0
     data = json.loads(capsys.readouterr().out)
@@ -242,8 +244,8 @@ def test_cli_reports_api_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_model_versions_from_metrics_ignores_inactive_series() -> None:
     text = (
         "# TYPE recserve_model_info gauge\n"
-        'recserve_model_info{service="candidates",version="b"} 1.0\n'
-        'recserve_model_info{service="candidates",version="a"} 0.0\n'
+        'recserve_model_info{version="b"} 1.0\n'
+        'recserve_model_info{version="a"} 0.0\n'
     )
     assert model_versions_from_metrics(text) == ["b"]
 
@@ -251,7 +253,7 @@ def test_model_versions_from_metrics_ignores_inactive_series() -> None:
 def test_cronjob_fixture_matches_the_chart() -> None:
     """The rollout copies the chart's CronJob; the fixture must be that CronJob
     (regenerate with tests/k8s/fixtures/generate.py after chart changes)."""
-    from recserve.cluster import chart
+    from tools import chart
 
     (cron,) = [
         o for o in chart.objects(chart.render({}, namespace="recserve")) if o["kind"] == "CronJob"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from recserve.cluster import chart
+from tools import REPO_ROOT, chart
 
 SERVICES = ("gateway", "embedding_store", "candidates", "ranking")
 
@@ -37,7 +37,7 @@ def chart_modules() -> dict[str, set[str]]:
                 if cmd[:2] == ["python", "-m"]:
                     mods.setdefault(cmd[2], set()).update(cmd[3:4])
     cmd = re.search(
-        r'^CMD \["python", "-m", "([\w.]+)"\]', (chart.REPO / "Dockerfile").read_text(), re.M
+        r'^CMD \["python", "-m", "([\w.]+)"\]', (REPO_ROOT / "Dockerfile").read_text(), re.M
     )
     assert cmd
     mods.setdefault(cmd.group(1), set())

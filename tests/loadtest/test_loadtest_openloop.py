@@ -1,78 +1,16 @@
-import asyncio
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from loadtest import openloop, stack, stats
 from loadtest.workload import RequestFactory, load_catalog
-
-
-def test_arrival_offsets_are_evenly_spaced_and_split_round_robin() -> None:
-    offs = openloop.arrival_offsets(100.0, 0.5)
-    assert offs.size == 50
-    assert np.allclose(np.diff(offs), 0.01)
-    parts = openloop.split_offsets(offs, 3)
-    assert sorted(np.concatenate(parts).tolist()) == offs.tolist()
-    assert np.allclose(np.diff(parts[0]), 0.03)
-    assert openloop.arrival_offsets(0.0, 1.0).size == 0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_latency_counts_from_schedule_not_from_send() -> None:
-    # Three requests due at once on a server that serves one at a time, 5 s each: an
-    # open-loop generator sends all three at t=0 and sees 5, 10, 15 s. A closed-loop one
-    # would report 5, 5, 5 (coordinated omission).
-    clock = FakeClock()
-    order: list[int] = []
-
-    async def fire(i: int) -> tuple[str, bool]:
-        order.append(i)
-        clock.now += 5.0
-        return "OK", i == 1
-
-    res = asyncio.run(openloop.run_schedule([0.0, 0.0, 0.0], fire, start=0.0, clock=clock))
-    assert res.latency_s.tolist() == [5.0, 10.0, 15.0]
-    assert res.send_lag_s.tolist() == [0.0, 0.0, 0.0]
-    assert res.max_in_flight == 3
-    assert res.degraded.tolist() == [False, True, False]
-    assert res.codes == ["OK", "OK", "OK"]
-
-
-def test_late_send_is_charged_to_the_request() -> None:
-    # The generator itself is 2 s late for every request (e.g. starved of CPU).
-    clock = FakeClock()
-    clock.now = 2.0
-
-    async def fire(i: int) -> tuple[str, bool]:
-        return "UNAVAILABLE", False
-
-    res = asyncio.run(openloop.run_schedule([0.0, 0.5], fire, start=0.0, clock=clock))
-    assert res.send_lag_s.tolist() == [2.0, 1.5]
-    assert res.latency_s.tolist() == [2.0, 1.5]
-    assert res.codes == ["UNAVAILABLE", "UNAVAILABLE"]
-
-
-def test_requests_do_not_wait_for_earlier_ones() -> None:
-    async def slow(i: int) -> tuple[str, bool]:
-        await asyncio.sleep(0.1)
-        return "OK", False
-
-    async def go() -> openloop.ScheduleResult:
-        loop = asyncio.get_running_loop()
-        return await openloop.run_schedule(
-            [0.0, 0.02, 0.04], slow, start=loop.time(), clock=loop.time
-        )
-
-    assert asyncio.run(go()).max_in_flight == 3
 
 
 def test_h2load_log_reconstruction_adds_back_send_delay() -> None:
@@ -167,3 +105,51 @@ def test_runner_against_echo_server(kind: str) -> None:
     assert res.stack_cpu_ms_per_req is not None and res.stack_cpu_ms_per_req >= 0
     assert set(res.stack_cpu_ms_per_req_by_process) == {"echo"}
     assert res.latency.count == 40
+
+
+BURNER = """
+import subprocess, sys
+child = '''
+import os, sys, time
+ready, go, burned = sys.argv[1:]
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.01)
+t = time.process_time()
+while time.process_time() - t < 0.4:
+    pass
+open(burned, "w").close()
+time.sleep(60)
+'''
+subprocess.run([sys.executable, "-c", child, *sys.argv[1:]])
+"""
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.01)
+
+
+def test_cpu_snapshot_counts_descendants_and_the_machine(tmp_path: Path) -> None:
+    # A parent that only waits and a child that burns 0.4 s of CPU between the snapshots: the
+    # parent's group is charged the child's CPU (services may fork workers), the machine at
+    # least that, and a process that does not exist nothing.
+    ready, go, burned = (tmp_path / name for name in ("ready", "go", "burned"))
+    parent = subprocess.Popen([sys.executable, "-c", BURNER, str(ready), str(go), str(burned)])
+    groups = {"tree": [parent.pid], "gone": [2**22 + 1]}
+    try:
+        wait_for(ready)
+        before = openloop.CpuSnapshot.take(groups)
+        go.touch()
+        wait_for(burned)
+        delta = openloop.CpuSnapshot.take(groups).minus(before)
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()
+    assert 0.35 <= delta.groups["tree"] < 2.0
+    assert delta.groups["gone"] == 0.0
+    assert delta.machine_busy >= 0.9 * delta.groups["tree"]

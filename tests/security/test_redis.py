@@ -152,13 +152,13 @@ def test_tls_options_need_a_rediss_url() -> None:
 
 
 def test_embedding_store_serves_from_a_tls_redis_with_auth(
-    tls_redis: TlsRedis, security_bundles: Path, tmp_path: Path
+    tls_redis: TlsRedis, catalog_bundles: Path, tmp_path: Path
 ) -> None:
-    version = versions_in(security_bundles)[0]
-    users, _ = read_catalog(security_bundles / version)
-    bundle = load_bundle(security_bundles / version, parts={"vectors", "ranker"})
+    version = versions_in(catalog_bundles)[0]
+    users, _ = read_catalog(catalog_bundles / version)
+    bundle = load_bundle(catalog_bundles / version, parts={"vectors", "ranker"})
     publish_bundle(tls_redis.client(), bundle, user_histories={users[0]: bundle.item_ids[:3]})
-    stack = Stack(tmp_path, security_bundles, StackPorts.free())
+    stack = Stack(tmp_path, catalog_bundles, StackPorts.free())
     stack.start_service(
         "embedding_store",
         {

@@ -29,19 +29,19 @@ def credentials(ca: Path, client: CertFiles | None = None) -> grpc.ChannelCreden
 
 
 @pytest.fixture(scope="module")
-def catalog(security_bundles: Path) -> tuple[list[str], list[str]]:
-    return read_catalog(security_bundles / versions_in(security_bundles)[0])
+def catalog(catalog_bundles: Path) -> tuple[list[str], list[str]]:
+    return read_catalog(catalog_bundles / versions_in(catalog_bundles)[0])
 
 
 @pytest.fixture(scope="module")
 def tls_stack(
-    tmp_path_factory: pytest.TempPathFactory, security_bundles: Path, pki: Pki
+    tmp_path_factory: pytest.TempPathFactory, catalog_bundles: Path, pki: Pki
 ) -> Iterator[Stack]:
     """Backends: TLS + client certificates required (mTLS). Gateway: TLS for its clients, a
     bearer token, and its own client certificate towards the backends."""
     stack = Stack(
         tmp_path_factory.mktemp("tls-run"),
-        security_bundles,
+        catalog_bundles,
         StackPorts.free(),
         # Health checks present the gateway's certificate (the backends require one).
         channel_credentials=credentials(pki.ca, pki.client),
@@ -62,7 +62,7 @@ def tls_stack(
     }
     try:
         stack.start_redis()
-        stack.publish(versions_in(security_bundles)[0])
+        stack.publish(versions_in(catalog_bundles)[0])
         for service in SERVICES:
             stack.start_service(
                 service,

@@ -4,7 +4,9 @@ exercised in tests/integration)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from recserve.gateway.domain import (
     CandidateRequest,
     Degraded,
     RankRequest,
+    Recommendation,
     RecommendQuery,
     ScoredItem,
     StageUnavailable,
@@ -84,17 +87,22 @@ LIMITS = Limits(
 )
 
 
-def query(**overrides: object) -> RecommendQuery:
-    fields: dict[str, object] = {
-        "user_id": "u1", "recent_item_ids": [], "context": {"device": "ios"}, "k": 2,
-        "exclude_item_ids": [], "filters": [],
-    }  # fmt: skip
-    fields.update(overrides)
-    return RecommendQuery(**fields)  # type: ignore[arg-type]
+BASE_QUERY = RecommendQuery(
+    user_id="u1",
+    recent_item_ids=[],
+    context={"device": "ios"},
+    k=2,
+    exclude_item_ids=[],
+    filters=[],
+)
 
 
-def run(pipeline: Pipeline, q: RecommendQuery):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def query(**overrides: Any) -> RecommendQuery:
+    return dataclasses.replace(BASE_QUERY, **overrides)
+
+
+def run(pipeline: Pipeline, q: RecommendQuery) -> Recommendation:
+    async def go() -> Recommendation:
         return await pipeline.recommend(q, asyncio.get_running_loop().time() + 0.2)
 
     return asyncio.run(go())
@@ -102,7 +110,7 @@ def run(pipeline: Pipeline, q: RecommendQuery):  # type: ignore[no-untyped-def]
 
 def test_full_path_returns_ranked_items() -> None:
     backends = Backends()
-    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())  # type: ignore[arg-type]
+    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())
     assert [i.item_id for i in result.items] == ["c3", "c1"]
     assert result.model_version == "v2" and result.degraded is None
     assert {v for _, v in backends.seen_versions} == {"v2"}
@@ -119,7 +127,7 @@ def test_full_path_returns_ranked_items() -> None:
 def test_stage_failure_degrades(stage: str, reason: Degraded, items: list[str]) -> None:
     backends = Backends()
     backends.fail[stage] = StageUnavailable(f"{stage} down")
-    result = run(Pipeline(backends, Models(["v2"]), LIMITS), query())  # type: ignore[arg-type]
+    result = run(Pipeline(backends, Models(["v2"]), LIMITS), query())
     assert result.degraded == reason
     assert [i.item_id for i in result.items] == items
     assert f"{stage} down" in result.degraded_detail
@@ -127,7 +135,7 @@ def test_stage_failure_degrades(stage: str, reason: Degraded, items: list[str]) 
 
 def test_cold_start_is_popular_minus_excluded() -> None:
     result = run(
-        Pipeline(Backends(), Models(["v2"]), LIMITS),  # type: ignore[arg-type]
+        Pipeline(Backends(), Models(["v2"]), LIMITS),
         query(user_id="cold", exclude_item_ids=["p1"], k=3),
     )
     assert result.degraded == Degraded.COLD_START
@@ -138,7 +146,7 @@ def test_cold_start_is_popular_minus_excluded() -> None:
 def test_version_not_loaded_retries_whole_request_on_previous_version() -> None:
     backends = Backends()
     backends.loaded = {"v1"}
-    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())  # type: ignore[arg-type]
+    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())
     assert result.model_version == "v1" and result.degraded is None
     # Every stage that answered did so for v1.
     assert backends.seen_versions[-3:] == [
@@ -153,17 +161,17 @@ def test_version_not_loaded_retries_whole_request_on_previous_version() -> None:
     [
         ({"k": 0}, "k=0"),
         ({"k": 51}, "k=51"),
-        ({"recent_item_ids": ["a"] * 6}, "recent_item_ids"),
-        ({"exclude_item_ids": ["a"] * 6}, "exclude_item_ids"),
+        ({"recent_item_ids": ["a"] * 6}, "6 recent_item_ids in one request; the limit is 5"),
+        ({"exclude_item_ids": ["a"] * 6}, "6 exclude_item_ids in one request; the limit is 5"),
         ({"recent_item_ids": [""]}, "empty"),
         ({"user_id": "é" * 200}, "longer than"),
     ],
 )
 def test_invalid_requests(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        run(Pipeline(Backends(), Models(["v2"]), LIMITS), query(**overrides))  # type: ignore[arg-type]
+        run(Pipeline(Backends(), Models(["v2"]), LIMITS), query(**overrides))
 
 
 def test_nothing_published_is_unavailable() -> None:
     with pytest.raises(Unavailable):
-        run(Pipeline(Backends(), Models([]), LIMITS), query())  # type: ignore[arg-type]
+        run(Pipeline(Backends(), Models([]), LIMITS), query())

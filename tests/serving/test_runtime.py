@@ -35,7 +35,6 @@ async def runner() -> AsyncIterator[ServiceRunner]:
     service = Service(
         SERVICE,
         [Method("Recommend", pb.RecommendRequest, recommend)],
-        component="test",
         auth_token="s3cret",
     )
     runner = ServiceRunner(config, [service])
@@ -133,6 +132,8 @@ async def test_metrics_count_requests_by_code(runner: ServiceRunner) -> None:
     with pytest.raises(grpc.aio.AioRpcError):
         await call_raw(runner, b"\xff")
     body = urllib.request.urlopen(f"http://127.0.0.1:{runner.metrics_port}/metrics").read().decode()
-    assert 'recserve_rpc_total{code="OK",method="Recommend",service="test"}' in body
-    assert 'recserve_rpc_total{code="INVALID_ARGUMENT",method="Recommend",service="test"}' in body
+    labels = 'grpc_method="Recommend",grpc_service="recserve.v1.RecommenderService"'
+    assert f'recserve_rpc_total{{grpc_code="OK",{labels}}}' in body
+    assert f'recserve_rpc_total{{grpc_code="INVALID_ARGUMENT",{labels}}}' in body
+    assert "service=" not in body.replace("grpc_service=", "")
     assert "recserve_rpc_duration_seconds_bucket" in body

@@ -69,3 +69,9 @@ def versions(tmp_path_factory: pytest.TempPathFactory, trained: TrainResult) -> 
     base = load_bundle(trained.bundle)
     root = tmp_path_factory.mktemp("versions")
     return [load_bundle(variant(base, root, seed)) for seed in range(3)]
+
+
+def write(path: Path, text: str) -> Path:
+    """Writes a small UTF-8 input file for a data-reader test; returns its path."""
+    path.write_text(text, encoding="utf-8")
+    return path

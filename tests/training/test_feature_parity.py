@@ -15,7 +15,7 @@ from scipy.special import expit
 from recserve.model import AnnConfig, AnnIndex, QueryConfig, load_bundle
 from recserve.model.bundle import BundleContents, write_bundle
 from recserve.model.recommend import retrieve
-from recserve.training.datasets import load_dataset
+from recserve.training.data import load_dataset
 from recserve.training.embeddings import train_item2vec
 from recserve.training.pipeline import ModelSpace, eval_cases, examples_for, user_feature_rows
 from recserve.training.ranker_training import (

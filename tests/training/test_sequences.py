@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recserve.training import sequences
-from recserve.training.datasets import Interactions
+from recserve.training.data import Interactions
 from recserve.training.sequences import (
     history_before,
     leave_last_out,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recserve.training import synthetic
-from recserve.training.datasets import load_dataset
+from recserve.training.data import load_dataset
 from recserve.training.synthetic import SyntheticSpec, generate
 
 

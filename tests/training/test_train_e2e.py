@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from recserve.model import load_bundle, recommend
-from recserve.model.bundle import list_versions
+from recserve.model import Bundle, load_bundle, recommend
+from recserve.model import bundle as bundle_module
+from recserve.model.bundle import MAX_POPULAR_ITEMS, list_versions
 from recserve.training.pipeline import TrainResult
+
+from .conftest import variant
 
 
 def test_bundle_contents_and_metrics(trained: TrainResult) -> None:
@@ -31,8 +35,28 @@ def test_bundle_contents_and_metrics(trained: TrainResult) -> None:
     report = json.loads((bundle.path / "eval.json").read_text())
     assert report["metrics"] == metrics
     assert "| pipeline |" in (bundle.path / "eval.md").read_text()
-    assert len(bundle.popular) == len(bundle.item_ids)
-    assert (bundle.popularity[bundle.popular[:-1]] >= bundle.popularity[bundle.popular[1:]]).all()
+    assert_popular_list(bundle, MAX_POPULAR_ITEMS)  # a catalog under the cap: every item
+
+
+def assert_popular_list(bundle: Bundle, cap: int) -> None:
+    """popular.json: min(cap, catalog size) distinct items, most popular first, and no item left
+    out is more popular than one in the list."""
+    popular = bundle.popular
+    assert len(popular) == min(cap, len(bundle.item_ids)) == len(set(popular.tolist()))
+    counts = bundle.popularity[popular]
+    assert (counts[:-1] >= counts[1:]).all()
+    left_out = np.setdiff1d(np.arange(len(bundle.item_ids)), popular)
+    assert left_out.size == 0 or bundle.popularity[left_out].max() <= counts.min()
+
+
+def test_popular_list_is_capped(
+    tmp_path: Path, trained: TrainResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = load_bundle(trained.bundle)
+    cap = len(base.item_ids) // 6
+    monkeypatch.setattr(bundle_module, "MAX_POPULAR_ITEMS", cap)
+    capped = load_bundle(variant(base, tmp_path, seed=0))
+    assert_popular_list(capped, cap)
 
 
 def test_recommend_on_a_trained_bundle(trained: TrainResult) -> None:

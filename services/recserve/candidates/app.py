@@ -10,7 +10,6 @@ from recserve.runtime.bundle_service import serve_bundles
 
 async def _main(config: CandidatesConfig) -> None:
     await serve_bundles(
-        "candidates",
         config.server,
         config.redis,
         bundle_dir=config.bundle_dir,

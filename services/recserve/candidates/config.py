@@ -21,9 +21,10 @@ class CandidatesConfig:
             server=ServerConfig.from_env(env),
             redis=RedisConfig.from_env(env),
             bundle_dir=env.string("BUNDLE_DIR", "bundles"),
-            # ScaNN has crashed on very large k (GUIDE.md); keep k + exclusions well below that.
+            # ScaNN 1.4.2 has crashed on k >= 2000 in reported issues; a search asks for
+            # k = num_candidates + exclusions + 1 (the seed item), hence caps summing below it.
             max_candidates=env.integer("MAX_CANDIDATES", 500, min_value=1, max_value=1000),
             max_queries=env.integer("MAX_QUERIES", 256, min_value=1, max_value=10_000),
-            max_exclude=env.integer("MAX_EXCLUDE", 1000, min_value=0, max_value=1000),
+            max_exclude=env.integer("MAX_EXCLUDE", 998, min_value=0, max_value=998),
             model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
         )

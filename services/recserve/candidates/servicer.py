@@ -13,9 +13,6 @@ from recserve.v1 import candidates_pb2 as pb
 SERVICE = pb.DESCRIPTOR.services_by_name["CandidateService"]
 
 
-_QUERIES = QUERIES.labels("candidates")
-
-
 class CandidateServicer:
     def __init__(
         self,
@@ -33,7 +30,7 @@ class CandidateServicer:
     async def search_candidates(
         self, request: pb.SearchCandidatesRequest, _: RpcContext
     ) -> pb.SearchCandidatesResponse:
-        _QUERIES.inc(len(request.queries))
+        QUERIES.inc(len(request.queries))
         require_at_most(len(request.queries), self._max_queries, "queries")
         for position, query in enumerate(request.queries):
             require_at_most(
@@ -68,5 +65,4 @@ class CandidateServicer:
         return Service(
             SERVICE,
             [Method("SearchCandidates", pb.SearchCandidatesRequest, self.search_candidates)],
-            component="candidates",
         )

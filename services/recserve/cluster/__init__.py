@@ -11,6 +11,14 @@
 Entry point: ``recserve.cluster.__main__.main(argv)``.
 """
 
+try:
+    import kubernetes  # noqa: F401 - only to say which extra provides it
+except ModuleNotFoundError as e:  # an optional extra: the service images do not ship it
+    raise SystemExit(
+        f"recserve cluster: the Kubernetes client is not installed ({e}); "
+        "pip install 'recserve[cluster]'"
+    ) from e
+
 from recserve.cluster.ops import (
     DESIRED_VERSION_ANNOTATION,
     ClusterApis,

@@ -155,7 +155,7 @@ def _metric_current(status: Any) -> tuple[str, str]:
 
 
 def model_versions_from_metrics(text: str) -> list[str]:
-    """Versions a pod reports through ``recserve_model_info{service, version} 1``."""
+    """Versions a pod reports through ``recserve_model_info{version} 1``."""
     versions: set[str] = set()
     for family in text_string_to_metric_families(text):
         if family.name != "recserve_model_info":

@@ -12,7 +12,7 @@ from recserve.devstack.titles import item_titles
 
 
 def _show_examples(stack: Stack) -> None:
-    titles = item_titles(stack.newest_bundle())
+    titles = item_titles()
     gateway = stack.address("gateway")
     with RecommenderClient(gateway) as client:
         for user_id in ("1", "42", "196"):

@@ -8,9 +8,9 @@ from pathlib import Path
 _ITEM_FILE = "recbole/dataset_example/ml-100k/ml-100k.item"
 
 
-def item_titles(bundle: Path | None, data_dir: Path = Path("data")) -> dict[str, str]:
-    """item_id → title from the MovieLens-100K item table in the recbole wheel, or {}."""
-    del bundle  # titles are not part of the model; only MovieLens ships them
+def item_titles(data_dir: Path = Path("data")) -> dict[str, str]:
+    """item_id → title from the MovieLens-100K item table in the recbole wheel, or {} (titles
+    are not part of a bundle; only MovieLens ships them)."""
     wheels = sorted(data_dir.glob("recbole-*.whl"))
     if not wheels:
         return {}

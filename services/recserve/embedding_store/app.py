@@ -2,41 +2,61 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import cast
+
+import redis.asyncio as aioredis
 
 from recserve.embedding_store.config import EmbeddingStoreConfig
 from recserve.embedding_store.servicer import EmbeddingStoreServicer
-from recserve.embedding_store.store import EmbeddingStore
+from recserve.embedding_store.store import EmbeddingStore, VersionMeta
 from recserve.model import RedisLayout
+from recserve.model.redis_layout import text
 from recserve.runtime import redis_client
 from recserve.runtime.bootstrap import run_service
-from recserve.runtime.metrics import MODEL_INFO, MODEL_RELOADS
+from recserve.runtime.model_watch import ModelRegistry, ModelWatcher
 from recserve.runtime.server import ServiceRunner, serve
+
+# Items whose vectors are read back to accept a version.
+VERIFY_SAMPLE = 8
+
+
+async def verify_version(
+    client: aioredis.Redis, store: EmbeddingStore, layout: RedisLayout, version: str
+) -> VersionMeta:
+    """The version's metadata, once it and a random sample of its vectors are in Redis with
+    the published dimension; raises otherwise."""
+    meta = await store.meta(version)
+    # HRANDFIELD with a count replies with a list of field names.
+    fields = cast(
+        "list[bytes]", await client.hrandfield(layout.item_features_key(version), VERIFY_SAMPLE)
+    )
+    sample = [text(f) for f in fields]
+    if not sample:
+        raise RuntimeError(f"model version {version!r} has no items in Redis")
+    # get_vectors refuses a vector of the wrong length.
+    _, missing = await store.get_vectors(meta, sample)
+    if missing:
+        raise RuntimeError(f"model version {version!r} has no vectors in Redis for {missing}")
+    return meta
 
 
 async def _main(config: EmbeddingStoreConfig) -> None:
     client = redis_client.connect(config.redis)
-    store = EmbeddingStore(client, RedisLayout(), max_history=config.max_history)
+    layout = RedisLayout()
+    store = EmbeddingStore(client, layout, max_history=config.max_history)
     servicer = EmbeddingStoreServicer(store, max_batch_items=config.max_batch_items)
 
     async def on_start(runner: ServiceRunner) -> None:
-        # Ready once Redis answers and a model is published; Redis state is the model here, so
-        # following the active version only updates what the metrics report.
-        current: str | None = None
-        while True:
-            try:
-                meta = await store.meta("")
-            except Exception:
-                await asyncio.sleep(config.model_poll_interval_s)
-                continue
-            if meta.version != current:
-                MODEL_INFO.clear()
-                MODEL_INFO.labels("embedding_store", meta.version).set(1)
-                MODEL_RELOADS.labels("embedding_store", "ok").inc()
-                if current is None:
-                    await runner.set_ready(True)
-                current = meta.version
-            await asyncio.sleep(config.model_poll_interval_s)
+        # Redis state is the model here: requests read it directly, so following the active
+        # version verifies it is servable, reports it in the metrics and sets readiness.
+        watcher: ModelWatcher[VersionMeta] = ModelWatcher(
+            ModelRegistry(keep=1),
+            store.active_version,
+            lambda version: verify_version(client, store, layout, version),
+            poll_interval_s=config.model_poll_interval_s,
+            on_loaded=lambda _: runner.set_ready(True),
+        )
+        await watcher.run()
 
     await serve(config.server, [servicer.service()], on_start=on_start, on_stop=client.aclose)
 

@@ -13,9 +13,6 @@ from recserve.vectors import encode_vector
 SERVICE = pb.DESCRIPTOR.services_by_name["EmbeddingStoreService"]
 
 
-_QUERIES = QUERIES.labels("embedding_store")
-
-
 class EmbeddingStoreServicer:
     def __init__(self, store: EmbeddingStore, *, max_batch_items: int):
         self._store = store
@@ -58,7 +55,7 @@ class EmbeddingStoreServicer:
     async def get_user_states(
         self, request: pb.GetUserStatesRequest, _: RpcContext
     ) -> pb.GetUserStatesResponse:
-        _QUERIES.inc(len(request.queries))
+        QUERIES.inc(len(request.queries))
         require_at_most(len(request.queries), self._max_batch_items, "queries")
         require_at_most(
             sum(len(q.recent_item_ids) for q in request.queries),
@@ -108,5 +105,4 @@ class EmbeddingStoreServicer:
                 Method("GetUserStates", pb.GetUserStatesRequest, self.get_user_states),
                 Method("AppendUserEvents", pb.AppendUserEventsRequest, self.append_user_events),
             ],
-            component="embedding_store",
         )

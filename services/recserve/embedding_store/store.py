@@ -11,10 +11,10 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from recserve.model import QueryConfig, RedisLayout, query_vector
+from recserve.model.redis_layout import text
 from recserve.runtime.errors import FailedPrecondition, InvalidArgument
 from recserve.runtime.ids import require_ids
-from recserve.runtime.redis_client import text
-from recserve.vectors import decode_vector
+from recserve.vectors import decode_vector, decode_vectors
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,9 @@ class EmbeddingStore:
             return {}, []
         unique = list(dict.fromkeys(item_ids))
         raw = await self._redis.mget([self._layout.vector_key(meta.version, i) for i in unique])
-        found: dict[str, np.ndarray] = {}
-        missing: list[str] = []
-        for item_id, blob in zip(unique, raw, strict=True):
-            if blob is None:
-                missing.append(item_id)
-            else:
-                found[item_id] = np.frombuffer(blob, dtype="<f4")  # type: ignore[arg-type]
+        vectors, present = decode_vectors(raw, meta.dim)
+        found = {i: v for i, v, ok in zip(unique, vectors, present, strict=True) if ok}
+        missing = [i for i, ok in zip(unique, present, strict=True) if not ok]
         return found, missing
 
     async def upsert_vectors(self, meta: VersionMeta, vectors: Sequence[tuple[str, bytes]]) -> int:
@@ -119,9 +115,9 @@ class EmbeddingStore:
         features: list[dict[str, str]] = []
         for query in queries:
             if query.user_id:
-                events = [e.decode() for e in next(replies)]
+                events = [text(e) for e in next(replies)]
                 events.reverse()  # stored newest first
-                feats = {k.decode(): v.decode() for k, v in next(replies).items()}
+                feats = {text(k): text(v) for k, v in next(replies).items()}
             else:
                 events, feats = [], {}
             histories.append(events)

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import TypeVar
 
 import grpc
 
+from recserve.client.options import channel_options as client_channel_options
+from recserve.client.options import service_config
 from recserve.gateway.batcher import AdaptiveBatcher, BatchRejected, DeadlineExceeded
 from recserve.gateway.domain import (
     CandidateList,
     CandidateRequest,
-    ItemFilter,
     RankRequest,
     ScoredItem,
     StageUnavailable,
     UserState,
     VersionNotLoaded,
 )
+from recserve.model.filters import ItemFilter
 from recserve.runtime.errors import ResourceExhausted
 from recserve.v1 import candidates_pb2, embedding_store_pb2, ranking_pb2, types_pb2
 from recserve.v1.candidates_pb2_grpc import CandidateServiceStub
@@ -31,44 +32,17 @@ ResultT = TypeVar("ResultT")
 
 # Idempotent reads only; AppendUserEvents is not retried (a retry could store events twice).
 _RETRYABLE = [
-    {"service": "recserve.v1.EmbeddingStoreService", "method": "GetUserStates"},
-    {"service": "recserve.v1.CandidateService", "method": "SearchCandidates"},
-    {"service": "recserve.v1.RankingService", "method": "RankCandidates"},
+    ("recserve.v1.EmbeddingStoreService", "GetUserStates"),
+    ("recserve.v1.CandidateService", "SearchCandidates"),
+    ("recserve.v1.RankingService", "RankCandidates"),
 ]
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
-    service_config = {
-        # One HTTP/2 connection per backend pod, requests spread across them (headless Service).
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "healthCheckConfig": {"serviceName": "readiness"},
-        "methodConfig": [
-            {
-                "name": _RETRYABLE,
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.005s",
-                    "maxBackoff": "0.05s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ],
-        # Retry budget: retries stop when more than half the recent calls failed.
-        "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.1},
-    }
-    return [
-        ("grpc.service_config", json.dumps(service_config)),
-        ("grpc.enable_retries", 1),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        # gRPC's default reconnect backoff grows to 120 s: a backend replica restarted after a
-        # few seconds would get traffic back long after it is ready, and a rolling update
-        # could leave no ready replica. Capped at 1 s, it is back within ~1 s of SERVING.
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
+    """The public client's channel setup (round_robin over the backend pods of a headless
+    Service, health checking, retries within a budget), with backoffs sized for a 200 ms budget."""
+    config = service_config(_RETRYABLE, initial_backoff_s=0.005, max_backoff_s=0.05)
+    return client_channel_options(config, max_message_bytes=max_message_bytes)
 
 
 def _stage_error(stage: str, exc: grpc.aio.AioRpcError) -> Exception:

@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from recserve.items import ScoredItem
+from recserve.model.filters import ItemFilter
+
 
 class Degraded(enum.Enum):
     COLD_START = "cold_start"
@@ -24,13 +27,6 @@ class VersionNotLoaded(Exception):
 
 
 @dataclass(frozen=True)
-class ItemFilter:
-    feature: str
-    any_of: frozenset[str]
-    exclude: bool
-
-
-@dataclass(frozen=True)
 class RecommendQuery:
     user_id: str
     recent_item_ids: Sequence[str]
@@ -38,14 +34,6 @@ class RecommendQuery:
     k: int
     exclude_item_ids: Sequence[str]
     filters: Sequence[ItemFilter]
-
-
-@dataclass(frozen=True)
-class ScoredItem:
-    item_id: str
-    score: float
-    ann_score: float = 0.0
-    ranker_score: float = 0.0
 
 
 @dataclass
@@ -88,6 +76,19 @@ class RankRequest:
     ann_scores: Sequence[float]
     filters: Sequence[ItemFilter]
     k: int
+
+
+class ModelVersions(Protocol):
+    """The model versions requests are pinned to (`recserve.gateway.models.ModelTracker`)."""
+
+    def serving_versions(self) -> list[str]:
+        """Newest first; a request falls back to the next when a backend lacks a version."""
+
+    def popular(self, version: str) -> list[str]:
+        """Item ids of the cold-start / fallback list of `version`, most popular first."""
+
+    def num_candidates(self, version: str) -> int:
+        """Candidates ranked per request, as `version` was evaluated with."""
 
 
 class Backends(Protocol):

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from recserve.model import RedisLayout
+from recserve.model.redis_layout import text
 from recserve.runtime.metrics import MODEL_INFO
-from recserve.runtime.redis_client import text
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class ModelTracker:
             del self._popular[old]
             self._num_candidates.pop(old, None)
         MODEL_INFO.clear()
-        MODEL_INFO.labels("gateway", version).set(1)
+        MODEL_INFO.labels(version).set(1)
         log.info("serving model version", extra={"version": version})
         return True
 

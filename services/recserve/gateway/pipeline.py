@@ -10,6 +10,7 @@ from recserve.gateway.domain import (
     Backends,
     CandidateRequest,
     Degraded,
+    ModelVersions,
     RankRequest,
     Recommendation,
     RecommendQuery,
@@ -17,8 +18,7 @@ from recserve.gateway.domain import (
     StageUnavailable,
     VersionNotLoaded,
 )
-from recserve.gateway.models import ModelTracker
-from recserve.runtime.errors import InvalidArgument, Unavailable
+from recserve.runtime.errors import InvalidArgument, Unavailable, require_at_most
 from recserve.runtime.ids import require_ids
 from recserve.runtime.metrics import DEGRADED, STAGE_DURATION
 
@@ -41,7 +41,7 @@ class Limits:
 
 
 class Pipeline:
-    def __init__(self, backends: Backends, models: ModelTracker, limits: Limits):
+    def __init__(self, backends: Backends, models: ModelVersions, limits: Limits):
         self._backends = backends
         self._models = models
         self._limits = limits
@@ -53,14 +53,8 @@ class Pipeline:
         limits = self._limits
         if not 1 <= query.k <= limits.max_k:
             raise InvalidArgument(f"k={query.k} must be in [1, {limits.max_k}]")
-        if len(query.recent_item_ids) > limits.max_recent_items:
-            raise InvalidArgument(
-                f"{len(query.recent_item_ids)} recent_item_ids; at most {limits.max_recent_items} allowed"
-            )
-        if len(query.exclude_item_ids) > limits.max_exclude:
-            raise InvalidArgument(
-                f"{len(query.exclude_item_ids)} exclude_item_ids; at most {limits.max_exclude} allowed"
-            )
+        require_at_most(len(query.recent_item_ids), limits.max_recent_items, "recent_item_ids")
+        require_at_most(len(query.exclude_item_ids), limits.max_exclude, "exclude_item_ids")
         require_ids(query.recent_item_ids, "recent_item_ids")
         require_ids(query.exclude_item_ids, "exclude_item_ids")
         if query.user_id:
@@ -183,10 +177,7 @@ class Pipeline:
         require_ids(exclude_item_ids, "exclude_item_ids")
         if not 1 <= k <= self._limits.max_k:
             raise InvalidArgument(f"k={k} must be in [1, {self._limits.max_k}]")
-        if len(exclude_item_ids) > self._limits.max_exclude:
-            raise InvalidArgument(
-                f"{len(exclude_item_ids)} exclude_item_ids; at most {self._limits.max_exclude} allowed"
-            )
+        require_at_most(len(exclude_item_ids), self._limits.max_exclude, "exclude_item_ids")
         versions = self._models.serving_versions()
         if not versions:
             raise Unavailable("no model version is published yet")
@@ -217,10 +208,7 @@ class Pipeline:
         require_ids([user_id], "user_id")
         if not item_ids:
             raise InvalidArgument("events must not be empty")
-        if len(item_ids) > self._limits.max_events:
-            raise InvalidArgument(
-                f"{len(item_ids)} events; at most {self._limits.max_events} allowed"
-            )
+        require_at_most(len(item_ids), self._limits.max_events, "events")
         require_ids(item_ids, "events[].item_id")
         for ts in timestamps_ms:
             if ts < 0:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from recserve.gateway.domain import Degraded, ItemFilter, Recommendation, RecommendQuery
+from recserve.gateway.domain import Degraded, Recommendation, RecommendQuery
 from recserve.gateway.pipeline import Pipeline
+from recserve.model.filters import ItemFilter
 from recserve.runtime.metrics import QUERIES, STAGE_DURATION
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import recommender_pb2 as pb
@@ -19,7 +20,6 @@ _REASONS = {
     Degraded.EMBEDDING_STORE_UNAVAILABLE: types_pb2.DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE,
 }
 _STAGE_TOTAL = STAGE_DURATION.labels("total")
-_QUERIES = QUERIES.labels("gateway")
 
 
 def _items(result: Recommendation, stage_scores: bool) -> list[types_pb2.ScoredItem]:
@@ -51,7 +51,7 @@ class RecommenderServicer:
     async def recommend(
         self, request: pb.RecommendRequest, context: RpcContext
     ) -> pb.RecommendResponse:
-        _QUERIES.inc()
+        QUERIES.inc()
         deadline = self._deadline(context)
         query = RecommendQuery(
             user_id=request.user_id,
@@ -107,7 +107,6 @@ class RecommenderServicer:
                 Method("RecordEvents", pb.RecordEventsRequest, self.record_events),
                 Method("GetSimilarItems", pb.GetSimilarItemsRequest, self.get_similar_items),
             ],
-            component="gateway",
             auth_token=self._auth_token,
             max_in_flight=self._max_in_flight,
         )

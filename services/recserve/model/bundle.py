@@ -4,7 +4,7 @@ Layout of ``<bundles_root>/<version>/`` (version = UTC time + short content hash
 
     manifest.json          parameters, data fingerprint, metrics, ANN report, SHA-256 of every file
     item_ids.json          external item ids; position = internal item index      (core)
-    popular.json           item ids, most popular first (fallback list)             (core)
+    popular.json           top MAX_POPULAR_ITEMS item ids, most popular first       (core)
     item_popularity.npy    int64 event counts per item                              (core)
     input_vectors.npy      float32 [n, d] word2vec input vectors (Redis holds them)  (vectors)
     scann/                 ScaNN searcher over the scoring vectors (its own format)  (index)
@@ -54,7 +54,8 @@ EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
 
 PARTS = frozenset({"index", "ranker", "vectors"})
-POPULAR_MIN = 1000
+# popular.json, the cold-start fallback list, holds at most this many of the most popular items.
+MAX_POPULAR_ITEMS = 1000
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 _TMP_PREFIX = ".tmp-"
 _T = TypeVar("_T")
@@ -144,7 +145,6 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
     if unknown := wanted - PARTS:
         raise BundleError(f"unknown bundle parts {sorted(unknown)}; choose from {sorted(PARTS)}")
     manifest = read_manifest(root)
-    manifest["version"]
     groups: Mapping[str, list[str]] = manifest["parts"]
     for part in ["core", *sorted(wanted)]:
         _verify_files(root, manifest, groups.get(part, []))
@@ -348,7 +348,7 @@ def write_bundle(
             "ranker": [RANKER_SPEC, RANKER_WEIGHTS, ITEM_FEATURES],
         }
         _write_json(tmp / ITEM_IDS, item_ids)
-        top = popular_order(popularity)[:POPULAR_MIN]
+        top = popular_order(popularity)[:MAX_POPULAR_ITEMS]
         _write_json(tmp / POPULAR, [item_ids[i] for i in top])
         np.save(tmp / POPULARITY, popularity)
         np.save(tmp / INPUT_VECTORS, vectors)

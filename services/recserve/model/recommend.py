@@ -15,8 +15,10 @@ from recserve.model.bundle import Bundle
 from recserve.model.query import QueryConfig, query_vector
 from recserve.model.ranker import Ranker
 
-Recommendation = list[tuple[int, float, float]]
-CandidateList = tuple[np.ndarray, np.ndarray]  # (int64 item indices, float32 ANN scores)
+# Index space, for batched offline evaluation; the services' id-space types are in
+# recserve.gateway.domain (CandidateList, Recommendation).
+RankedItems = list[tuple[int, float, float]]  # (item index, ranker score, ann score), best first
+AnnCandidates = tuple[np.ndarray, np.ndarray]  # (int64 item indices, float32 ANN scores)
 
 
 def retrieve(
@@ -26,7 +28,7 @@ def retrieve(
     histories: Sequence[Sequence[int] | np.ndarray],
     num_candidates: int,
     excludes: Sequence[Collection[int]] | None = None,
-) -> list[CandidateList]:
+) -> list[AnnCandidates]:
     """Stages 1-3 for several users: query vector of each history (oldest first), one batched
     search for num_candidates + len(history) + len(exclude), drop history/exclude items, keep
     the first num_candidates in ANN order. Empty history -> empty list (cold start)."""
@@ -38,7 +40,7 @@ def retrieve(
     n_items = input_vectors.shape[0]
     hists = [np.asarray(h, dtype=np.int64) for h in histories]
     rows = [i for i, h in enumerate(hists) if h.size]
-    out: list[CandidateList] = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in hists]
+    out: list[AnnCandidates] = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in hists]
     if not rows:
         return out
     for h in hists:
@@ -68,7 +70,7 @@ def recommend(
     *,
     exclude: Collection[int] = (),
     num_candidates: int | None = None,
-) -> Recommendation:
+) -> RankedItems:
     """Top-k (item index, ranker score, ann score), best first; history is oldest first.
 
     Stages: `retrieve` (query vector -> ANN search -> drop history/exclude -> first
@@ -80,7 +82,7 @@ def recommend(
         raise ValueError(f"k must be >= 1, got {k}")
     if len(history) == 0:
         banned = {int(i) for i in exclude}
-        out: Recommendation = []
+        out: RankedItems = []
         for position, item in enumerate(bundle.popular.tolist()):
             if item not in banned:
                 out.append((item, 1.0 / (1 + position), 0.0))

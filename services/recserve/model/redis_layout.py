@@ -27,17 +27,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
 from recserve.model.bundle import Bundle
+from recserve.vectors import VECTOR_DTYPE, decode_vectors, encode_vectors
 
 if TYPE_CHECKING:
     import redis
     from redis.typing import EncodableT
-
-VECTOR_DTYPE = "<f4"
 
 # Seeds one user atomically, only if they have no events list yet (online events win).
 # KEYS: events, features. ARGV: n_events, events newest first..., feature, value, ...
@@ -89,36 +88,25 @@ class RedisLayout:
         return f"{self.prefix}:user:{{{user_id}}}:features"
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+def _glob_escape(pattern: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", pattern)
 
 
-def encode_vectors(vectors: np.ndarray) -> list[bytes]:
-    array = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
-    return [row.tobytes() for row in array]
-
-
-def decode_vectors(blobs: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [m, dim] with zero rows for missing, bool [m] found) from MGET replies."""
-    out = np.zeros((len(blobs), dim), dtype=np.float32)
-    found = np.zeros(len(blobs), dtype=bool)
-    for i, blob in enumerate(blobs):
-        if isinstance(blob, str):
-            raise TypeError("vectors are binary: use a Redis client with decode_responses=False")
-        if blob is not None:
-            if len(blob) != 4 * dim:
-                raise ValueError(f"vector {i} has {len(blob)} bytes, expected {4 * dim}")
-            out[i] = np.frombuffer(blob, dtype=VECTOR_DTYPE)
-            found[i] = True
-    return out, found
+@overload
+def text(raw: bytes | str) -> str: ...
+@overload
+def text(raw: None) -> None: ...
+def text(raw: bytes | str | None) -> str | None:
+    """A Redis reply as str: the clients keep bytes (decode_responses=False) because vectors are
+    binary."""
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def active_version(client: redis.Redis, layout: RedisLayout | None = None) -> str | None:
     layout = layout or RedisLayout()
-    raw = client.get(layout.active_key())
-    if raw is None:
-        return None
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    return text(client.get(layout.active_key()))
 
 
 def read_vectors(
@@ -267,10 +255,9 @@ def _seed_users(
 def published_versions(client: redis.Redis, layout: RedisLayout | None = None) -> list[str]:
     """Newest publish first."""
     layout = layout or RedisLayout()
-    return [
-        v.decode() if isinstance(v, bytes) else str(v)
-        for v in client.zrevrange(layout.versions_key(), 0, -1)
-    ]
+    # Without withscores every member is bytes (str with decode_responses).
+    members = cast("list[bytes | str]", client.zrevrange(layout.versions_key(), 0, -1))
+    return [text(v) for v in members]
 
 
 def gc_versions(

@@ -10,7 +10,6 @@ from recserve.runtime.bundle_service import serve_bundles
 
 async def _main(config: RankingConfig) -> None:
     await serve_bundles(
-        "ranking",
         config.server,
         config.redis,
         bundle_dir=config.bundle_dir,

@@ -8,14 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from recserve.model import Bundle
+from recserve.model.filters import ItemFilter
+from recserve.model.recommend import rank
 from recserve.runtime.errors import InvalidArgument
-
-
-@dataclass(frozen=True)
-class ItemFilter:
-    feature: str
-    any_of: frozenset[str]
-    exclude: bool
 
 
 @dataclass(frozen=True)
@@ -35,16 +30,14 @@ class RankedItem:
 
 
 def passes(bundle: Bundle, index: int, filters: Sequence[ItemFilter]) -> bool:
-    for item_filter in filters:
-        values = bundle.item_feature_values(index, item_filter.feature)
-        if values.isdisjoint(item_filter.any_of) != item_filter.exclude:
-            return False
-    return True
+    return all(f.accepts(bundle.item_feature_values(index, f.feature)) for f in filters)
 
 
-def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[list[RankedItem]]:
-    """Scores every query's candidates in one vectorized call; per query best first, ties broken
-    by item index (as offline)."""
+def rank_queries(
+    bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int
+) -> list[list[RankedItem]]:
+    """Scores every query's candidates in one vectorized call, then keeps per query the first k
+    that pass its filters, in the offline order (`recserve.model.recommend.rank`)."""
     n_items = len(bundle.item_ids)
     indices_of: list[np.ndarray] = []
     ann_of: list[np.ndarray] = []
@@ -83,7 +76,7 @@ def rank(bundle: Bundle, queries: Sequence[RankQuery], *, max_k: int) -> list[li
             continue
         scores = scores_of[position]
         ranked: list[RankedItem] = []
-        for o in np.lexsort((indices, -scores)).tolist():
+        for o in rank(scores, indices, indices.size).tolist():
             index = int(indices[o])
             if query.filters and not passes(bundle, index, query.filters):
                 continue

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from recserve.model import Bundle
-from recserve.ranking.rank import ItemFilter, RankQuery, rank
+from recserve.model.filters import ItemFilter
+from recserve.ranking.rank import RankQuery, rank_queries
 from recserve.runtime.errors import require_at_most
 from recserve.runtime.metrics import QUERIES
 from recserve.runtime.model_watch import ModelRegistry
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import ranking_pb2 as pb
 from recserve.v1 import types_pb2
-
-_QUERIES = QUERIES.labels("ranking")
 
 
 class RankingServicer:
@@ -26,14 +25,14 @@ class RankingServicer:
     async def rank_candidates(
         self, request: pb.RankCandidatesRequest, _: RpcContext
     ) -> pb.RankCandidatesResponse:
-        _QUERIES.inc(len(request.queries))
+        QUERIES.inc(len(request.queries))
         require_at_most(len(request.queries), self._max_queries, "queries")
         for position, query in enumerate(request.queries):
             require_at_most(
                 len(query.item_indices), self._max_candidates, f"queries[{position}].item_indices"
             )
         version, bundle = self._models.get(request.model_version)
-        ranked = rank(
+        ranked = rank_queries(
             bundle,
             [
                 RankQuery(
@@ -72,5 +71,4 @@ class RankingServicer:
         return Service(
             pb.DESCRIPTOR.services_by_name["RankingService"],
             [Method("RankCandidates", pb.RankCandidatesRequest, self.rank_candidates)],
-            component="ranking",
         )

@@ -3,10 +3,12 @@ version in Redis, load `<bundle_dir>/<version>` off the event loop, ready after 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from pathlib import Path
 
 from recserve.model import Bundle, RedisLayout, load_bundle
+from recserve.model.redis_layout import text
 from recserve.runtime import redis_client
 from recserve.runtime.config import RedisConfig, ServerConfig
 from recserve.runtime.model_watch import ModelRegistry, ModelWatcher
@@ -25,7 +27,6 @@ def bundle_loader(bundle_dir: str, parts: Collection[str]) -> Callable[[str], Bu
 
 
 async def serve_bundles(
-    component: str,
     server: ServerConfig,
     redis: RedisConfig,
     *,
@@ -36,22 +37,20 @@ async def serve_bundles(
 ) -> None:
     client = redis_client.connect(redis)
     layout = RedisLayout()
-    registry: ModelRegistry[Bundle] = ModelRegistry(component)
+    registry: ModelRegistry[Bundle] = ModelRegistry()
 
     async def fetch_active() -> str | None:
-        return redis_client.text(await client.get(layout.active_key()))
+        return text(await client.get(layout.active_key()))
+
+    load = bundle_loader(bundle_dir, parts)
 
     async def on_start(runner: ServiceRunner) -> None:
-        async def loaded(_: str) -> None:
-            await runner.set_ready(True)
-
         watcher = ModelWatcher(
             registry,
             fetch_active,
-            bundle_loader(bundle_dir, parts),
-            component=component,
+            lambda version: asyncio.to_thread(load, version),
             poll_interval_s=poll_interval_s,
-            on_loaded=loaded,
+            on_loaded=lambda _: runner.set_ready(True),
         )
         await watcher.run()
 

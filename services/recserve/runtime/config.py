@@ -113,11 +113,11 @@ class ServerConfig:
             raise ConfigError(
                 "RECSERVE_TLS_CERT_FILE and RECSERVE_TLS_KEY_FILE must be set together"
             )
-        tls = (
-            TlsConfig(cert, key, env.optional_string("TLS_CA_FILE"))
-            if cert is not None and key is not None
-            else None
-        )
+        ca = env.optional_string("TLS_CA_FILE")
+        if ca is not None and cert is None:
+            # Without a certificate of our own there is no TLS to verify peers in.
+            raise ConfigError("RECSERVE_TLS_CA_FILE needs RECSERVE_TLS_CERT_FILE and _KEY_FILE")
+        tls = TlsConfig(cert, key, ca) if cert is not None and key is not None else None
         return cls(
             host=env.string("HOST", "0.0.0.0"),
             grpc_port=env.integer("GRPC_PORT", 50051, min_value=0, max_value=65535),

@@ -28,6 +28,9 @@ class Unauthenticated(ServiceError):
 
 
 def require_at_most(count: int, limit: int, what: str) -> None:
-    """RESOURCE_EXHAUSTED when a request carries more than `limit` of `what`."""
+    """The one per-request count limit of every service: more than `limit` items/ids/queries in
+    field `what` is INVALID_ARGUMENT naming the field and the limit (the same request is refused
+    the same way by the gateway and the backends). RESOURCE_EXHAUSTED is only for a whole message
+    over RECSERVE_MAX_MESSAGE_BYTES (gRPC transport) and for load shedding."""
     if count > limit:
-        raise ResourceExhausted(f"{count} {what} in one request; the limit is {limit}")
+        raise InvalidArgument(f"{count} {what} in one request; the limit is {limit}")

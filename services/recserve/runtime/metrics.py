@@ -10,16 +10,23 @@ LATENCY_BUCKETS = (
     0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
 )  # fmt: skip
 
+# No metric carries a `service` label: the Prometheus Operator sets that target label, and the
+# component (gateway, candidates, ...) is a target label added at scrape time. RPC label names
+# follow the stock gRPC exporters; grpc_service is the full proto name (recserve.v1.X).
 RPC_DURATION = Histogram(
     "recserve_rpc_duration_seconds",
     "Server-side RPC latency.",
-    ["service", "method", "code"],
+    ["grpc_service", "grpc_method", "grpc_code"],
     buckets=LATENCY_BUCKETS,
 )
-RPC_TOTAL = Counter("recserve_rpc", "RPCs handled, by status code.", ["service", "method", "code"])
+RPC_TOTAL = Counter(
+    "recserve_rpc", "RPCs handled, by status code.", ["grpc_service", "grpc_method", "grpc_code"]
+)
 # Work items, not RPCs: a batched backend call carries many queries. The HPA scales on this.
-QUERIES = Counter("recserve_queries", "Queries handled (requests at the gateway).", ["service"])
-RPC_IN_FLIGHT = Gauge("recserve_rpc_in_flight", "RPCs being handled.", ["service", "method"])
+QUERIES = Counter("recserve_queries", "Queries handled (requests at the gateway).")
+RPC_IN_FLIGHT = Gauge(
+    "recserve_rpc_in_flight", "RPCs being handled.", ["grpc_service", "grpc_method"]
+)
 STAGE_DURATION = Histogram(
     "recserve_stage_duration_seconds",
     "Gateway time per fan-out stage.",
@@ -33,10 +40,11 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 DEGRADED = Counter("recserve_degraded", "Responses served by a fallback.", ["reason"])
-MODEL_INFO = Gauge(
-    "recserve_model_info", "Loaded model version (1 = active).", ["service", "version"]
+MODEL_INFO = Gauge("recserve_model_info", "Loaded model version (1 = active).", ["version"])
+MODEL_RELOADS = Counter("recserve_model_reloads", "Model load attempts, by outcome.", ["outcome"])
+MODEL_LOAD_FAILING = Gauge(
+    "recserve_model_load_failing", "1 while the active model version cannot be loaded, else 0."
 )
-MODEL_RELOADS = Counter("recserve_model_reloads", "Model loads.", ["service", "outcome"])
 
 
 def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:

@@ -11,13 +11,6 @@ from redis.backoff import NoBackoff
 from recserve.runtime.config import RedisConfig
 
 
-def text(raw: bytes | str | None) -> str | None:
-    """redis-py returns bytes unless decode_responses is set; we keep bytes for vectors."""
-    if raw is None:
-        return None
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def connect(config: RedisConfig) -> aioredis.Redis:
     tls: dict[str, Any] = {}
     if config.tls is not None:

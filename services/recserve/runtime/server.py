@@ -1,65 +1,45 @@
-"""aio gRPC server bootstrap shared by every service.
-
-Handlers receive raw bytes and decode them here: stock grpcio answers an undecodable body with
-UNKNOWN/INTERNAL, and we owe callers INVALID_ARGUMENT with a reason.
-"""
+"""aio gRPC server bootstrap shared by every service; the per-call layers are in `layers`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-import redis
 from google.protobuf.descriptor import ServiceDescriptor
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from recserve.runtime import errors
 from recserve.runtime.config import ServerConfig
-from recserve.runtime.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_TOTAL, start_metrics_server
+from recserve.runtime.layers import (
+    Call,
+    Endpoint,
+    Handler,
+    Layer,
+    LoadShedder,
+    RpcContext,
+    auth_layer,
+    compose,
+    decoding_endpoint,
+    error_layer,
+    metrics_layer,
+)
+from recserve.runtime.metrics import start_metrics_server
+
+# RpcContext is re-exported: domain handlers see it and nothing else of the layers.
+__all__ = ["LIVENESS", "READINESS", "Method", "RpcContext", "Service", "ServiceRunner", "serve"]
 
 log = logging.getLogger(__name__)
-
-RequestT = TypeVar("RequestT", bound=Message)
-
-_STATUS_BY_ERROR: tuple[tuple[type[errors.ServiceError], grpc.StatusCode], ...] = (
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-)
 
 # Health service names probed by Kubernetes (see docs/contracts.md).
 READINESS = "readiness"
 LIVENESS = "liveness"
-
-
-def status_for(error: errors.ServiceError) -> grpc.StatusCode:
-    for error_type, code in _STATUS_BY_ERROR:
-        if isinstance(error, error_type):
-            return code
-    return grpc.StatusCode.UNKNOWN
-
-
-@dataclass(frozen=True)
-class RpcContext:
-    """What a domain handler may know about its call, without gRPC types."""
-
-    # Seconds left before the caller's deadline, or None without a deadline.
-    time_remaining: float | None
-
-
-Handler = Callable[[Any, RpcContext], Awaitable[Message]]
 
 
 @dataclass(frozen=True)
@@ -69,26 +49,43 @@ class Method:
     handler: Handler
 
 
+Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]
+
+
 class Service:
-    """One gRPC service: its descriptor, methods and optional bearer-token check."""
+    """One gRPC service: its descriptor, methods and optional bearer-token check.
+
+    Raises ValueError when a method is not a unary method of the descriptor, its request type
+    is not the descriptor's input type, or it is listed twice: a wiring mistake fails at start,
+    not per call.
+    """
 
     def __init__(
         self,
         descriptor: ServiceDescriptor,
         methods: Sequence[Method],
         *,
-        component: str,
         auth_token: str | None = None,
         max_in_flight: int = 0,
     ):
+        _check_methods(descriptor, methods)
         self.descriptor = descriptor
         self.methods = methods
-        self.component = component
-        self._auth_token = auth_token.encode() if auth_token else None
-        # 0 = unbounded. Beyond it, answer RESOURCE_EXHAUSTED at once instead of queueing
-        # work that would only finish after its deadline.
-        self._max_in_flight = max_in_flight
-        self._in_flight = 0
+        # 0 = unbounded; one limit shared by all methods of the service.
+        shared: list[Layer] = []
+        if max_in_flight:
+            shared.append(LoadShedder(max_in_flight))
+        if auth_token:
+            shared.append(auth_layer(auth_token))
+        self._behaviors = {
+            m.name: _behavior(
+                compose(
+                    [metrics_layer(self.full_name, m.name), error_layer(m.name), *shared],
+                    decoding_endpoint(m.request_type, m.handler),
+                )
+            )
+            for m in methods
+        }
 
     @property
     def full_name(self) -> str:
@@ -96,75 +93,35 @@ class Service:
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
         handlers = {
-            m.name: grpc.unary_unary_rpc_method_handler(
-                self._wrap(m), request_deserializer=None, response_serializer=_serialize
+            name: grpc.unary_unary_rpc_method_handler(
+                behavior, request_deserializer=None, response_serializer=_serialize
             )
-            for m in self.methods
+            for name, behavior in self._behaviors.items()
         }
         return grpc.method_handlers_generic_handler(self.full_name, handlers)
 
-    def _check_auth(self, context: grpc.aio.ServicerContext) -> None:
-        if self._auth_token is None:
-            return
-        header = next(
-            (v for k, v in context.invocation_metadata() or () if k == "authorization"), ""
-        )
-        if not isinstance(header, str):
-            header = ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), self._auth_token):
-            raise errors.Unauthenticated("missing or invalid bearer token")
 
-    def _wrap(self, method: Method) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]]:
-        in_flight = RPC_IN_FLIGHT.labels(self.component, method.name)
-        request_type = method.request_type
-        handler = method.handler
+def _check_methods(descriptor: ServiceDescriptor, methods: Sequence[Method]) -> None:
+    seen: set[str] = set()
+    for method in methods:
+        proto = descriptor.methods_by_name.get(method.name)
+        if proto is None:
+            raise ValueError(f"{descriptor.full_name} has no method {method.name!r}")
+        if proto.client_streaming or proto.server_streaming:
+            raise ValueError(f"{proto.full_name} is streaming; only unary methods are served")
+        given = method.request_type.DESCRIPTOR.full_name
+        if given != proto.input_type.full_name:
+            raise ValueError(f"{proto.full_name} takes {proto.input_type.full_name}, not {given}")
+        if method.name in seen:
+            raise ValueError(f"{proto.full_name} is listed twice")
+        seen.add(method.name)
 
-        async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            in_flight.inc()
-            self._in_flight += 1
-            try:
-                if self._max_in_flight and self._in_flight > self._max_in_flight:
-                    raise errors.ResourceExhausted(
-                        f"server overloaded: more than {self._max_in_flight} requests in flight"
-                    )
-                self._check_auth(context)
-                request = request_type()
-                try:
-                    request.ParseFromString(raw)
-                except (DecodeError, RuntimeError, ValueError) as exc:
-                    raise errors.InvalidArgument(
-                        f"request body is not a valid {request_type.DESCRIPTOR.full_name}: {exc}"
-                    ) from None
-                return await handler(request, RpcContext(context.time_remaining()))
-            except errors.ServiceError as exc:
-                code = status_for(exc)
-                await context.abort(code, str(exc))
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # A dependency outage, not a bug: retryable, and no traceback per request (the
-                # model watchers log the outage once per poll). The address stays private.
-                code = grpc.StatusCode.UNAVAILABLE
-                await context.abort(code, f"Redis unavailable ({type(exc).__name__}); retry")
-            except Exception as exc:
-                # abort() raises to end the RPC; it reaches here only as a real bug.
-                if isinstance(exc, grpc.aio.AbortError):
-                    raise
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error in %s", method.name)
-                await context.abort(code, "internal error")
-            finally:
-                self._in_flight -= 1
-                in_flight.dec()
-                elapsed = time.perf_counter() - started
-                RPC_DURATION.labels(self.component, method.name, code.name).observe(elapsed)
-                RPC_TOTAL.labels(self.component, method.name, code.name).inc()
 
-        return behavior
+def _behavior(endpoint: Endpoint) -> Behavior:
+    async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> Message:
+        return await endpoint(Call(body, context))
+
+    return behavior
 
 
 def _serialize(message: Message) -> bytes:

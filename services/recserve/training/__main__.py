@@ -23,7 +23,7 @@ from recserve.model.bundle import (
 )
 from recserve.model.query import QueryConfig
 from recserve.training.config import Progress, TrainConfig, Word2VecParams
-from recserve.training.datasets import DEFAULT_MAX_BAD_FRACTION, FORMATS, DataError, LoadOptions
+from recserve.training.data import DEFAULT_MAX_BAD_FRACTION, FORMATS, DataError, LoadOptions
 from recserve.training.synthetic import SyntheticSpec
 
 DEFAULTS = TrainConfig()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recserve.model.query import QueryConfig
-from recserve.training.datasets import LoadOptions
+from recserve.training.data import LoadOptions
 from recserve.training.synthetic import SyntheticSpec
 
 

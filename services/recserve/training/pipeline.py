@@ -19,14 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from recserve.model.ann import AnnIndex
 from recserve.model.bundle import EVAL_JSON, EVAL_MD, BundleContents, write_bundle
 from recserve.model.features import FeatureEncoder
 from recserve.model.query import QueryConfig, query_vector
 from recserve.model.ranker import Ranker
-from recserve.model.recommend import CandidateList, rank, retrieve
+from recserve.model.recommend import AnnCandidates, rank, retrieve
 from recserve.training.ann_tuning import tune_index
 from recserve.training.config import Progress, TrainConfig
-from recserve.training.datasets import DataError, Dataset, load_dataset
+from recserve.training.data import DataError, Dataset, load_dataset
 from recserve.training.embeddings import ItemEmbeddings, train_item2vec
 from recserve.training.evaluation import (
     EvalCases,
@@ -47,6 +48,7 @@ from recserve.training.ranker_training import (
     standardised_encoder,
 )
 from recserve.training.sequences import (
+    Split,
     UserSequences,
     history_before,
     leave_last_out,
@@ -151,7 +153,7 @@ def query_matrix(
     return out, warm
 
 
-def list_ranks(lists: Sequence[CandidateList], cases: EvalCases, space: ModelSpace) -> np.ndarray:
+def list_ranks(lists: Sequence[AnnCandidates], cases: EvalCases, space: ModelSpace) -> np.ndarray:
     targets = space.index_of[cases.targets]
     return np.asarray(
         [
@@ -162,7 +164,7 @@ def list_ranks(lists: Sequence[CandidateList], cases: EvalCases, space: ModelSpa
 
 
 def examples_for(
-    lists: Sequence[CandidateList],
+    lists: Sequence[AnnCandidates],
     cases: EvalCases,
     space: ModelSpace,
     features: Sequence[Mapping[str, str]],
@@ -211,7 +213,92 @@ def load_training_data(config: TrainConfig, say: Callable[[str], None]) -> Datas
 
 
 def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Trains, evaluates and writes one bundle. The stages run in this order; each one's wall
+    time is recorded under its name in `timings` (and the manifest)."""
     say = progress or Progress()
+    data = load_and_split(config, say)
+    say.stage("load")
+
+    emb = fit_word2vec(
+        config,
+        data.seqs,
+        data.split.train,
+        "word2vec (evaluation model) on {:,} training events",
+        say,
+    )
+    space = ModelSpace.of(emb, data.num_items)
+    say.stage("word2vec_eval")
+
+    holdout = sample_holdout(config, data)
+    scoring = choose_scoring_vectors(config, emb, space, holdout.val, say)
+    eval_index, eval_ann = tune_evaluation_index(config, emb, scoring, say)
+    say.stage("index_eval")
+
+    val_lists = candidate_lists(config, eval_index, emb, space, holdout.val)
+    test_lists = candidate_lists(config, eval_index, emb, space, holdout.test)
+    fitted = fit_ranking_model(config, data, space, holdout, val_lists, say)
+    say.stage("ranker")
+
+    evaluation = evaluate(
+        config, data, space, holdout, val_lists, test_lists, fitted.ranker, scoring.report
+    )
+    say.stage("evaluate")
+
+    everything = np.ones(data.seqs.items.size, dtype=bool)
+    final = fit_word2vec(
+        config, data.seqs, everything, "word2vec (served model) on all {:,} events", say
+    )
+    final_space = ModelSpace.of(final, data.num_items)
+    say.stage("word2vec_final")
+
+    final_index, final_ann = tune_served_index(
+        config, data, final, final_space, scoring.vectors, say
+    )
+    say.stage("index_final")
+
+    contents = bundle_contents(
+        config,
+        data,
+        ServedModel(final, final_space, final_index),
+        fitted,
+        evaluation,
+        scoring.vectors,
+        {"served": final_ann, "evaluation": eval_ann},
+        say.timings,
+    )
+    say.stage("bundle_prepare")
+    path = write_bundle(config.bundles, contents)
+    say.stage("bundle_write")
+    say(f"bundle written: {path}")
+    return TrainResult(
+        bundle=path,
+        metrics=evaluation.metrics,
+        report_markdown=evaluation.table,
+        timings=say.timings,
+    )
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+@dataclass
+class TrainData:
+    """The dataset, its events ordered per user by time, the leave-last-out split, and each
+    item's event count over the training events."""
+
+    dataset: Dataset
+    seqs: UserSequences
+    split: Split
+    train_counts: np.ndarray
+
+    @property
+    def num_items(self) -> int:
+        return len(self.dataset.interactions.item_ids)
+
+
+def load_and_split(config: TrainConfig, say: Callable[[str], None]) -> TrainData:
+    """Loads the data (reporting what was dropped), sorts each user's events by time and splits
+    them leave-last-out; refuses data where no user has events to hold out."""
     dataset = load_training_data(config, say)
     inter = dataset.interactions
     for line in dataset.report.summary():
@@ -223,131 +310,252 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     split = leave_last_out(seqs)
     if split.val.size == 0:
         raise DataError("no user has 3 or more events: nothing to hold out for validation and test")
-    say.stage("load")
+    train_counts = np.bincount(seqs.items[split.train], minlength=len(inter.item_ids))
+    return TrainData(dataset, seqs, split, train_counts)
 
+
+def fit_word2vec(
+    config: TrainConfig,
+    seqs: UserSequences,
+    mask: np.ndarray,
+    message: str,
+    say: Callable[[str], None],
+) -> ItemEmbeddings:
+    """word2vec on the events in `mask` (one sentence per session); `message` is formatted with
+    the number of events in the corpus."""
     with tempfile.TemporaryDirectory(prefix="recserve-train-") as tmp:
-        corpus = Path(tmp) / "train.txt"
-        tokens = write_corpus(corpus, seqs, split.train, config.session_gap_seconds)
-        say(f"word2vec (evaluation model) on {tokens:,} training events")
-        emb = train_item2vec(corpus, config.w2v, say=say)
-    space = ModelSpace.of(emb, len(inter.item_ids))
-    say.stage("word2vec_eval")
+        corpus = Path(tmp) / "corpus.txt"
+        tokens = write_corpus(corpus, seqs, mask, config.session_gap_seconds)
+        say(message.format(tokens))
+        return train_item2vec(corpus, config.w2v, say=say)
 
-    # Evaluate the same users on validation and test.
-    users_pos = _sample(np.arange(split.val.size), config.eval_users, config.seed)
-    val_pos, test_pos = split.val[users_pos], split.test[users_pos]
-    val_cases, test_cases = eval_cases(seqs, val_pos), eval_cases(seqs, test_pos)
-    val_queries, val_warm = query_matrix(emb, space, val_cases, config.query)
 
-    choices = ["output", "input"] if config.scoring == "auto" else [config.scoring]
-    scoring_report: dict[str, dict[str, float]] = {}
-    for which in choices:
-        scoring_report[which] = metrics_row(
-            exact_ranks(val_queries, emb.scoring(which), val_cases, space)
-        )
-    scoring = max(choices, key=lambda w: (scoring_report[w]["hr@10"], scoring_report[w]["ndcg@10"]))
-    say(
-        "validation, exact scoring: "
-        + ", ".join(f"{w} HR@10 {m['hr@10']:.4f}" for w, m in scoring_report.items())
-        + f" -> {scoring} vectors"
+@dataclass
+class Holdout:
+    """The same sampled users' validation (second-to-last) and test (last) events: positions in
+    the sorted events and the evaluation cases built from them."""
+
+    val_pos: np.ndarray
+    test_pos: np.ndarray
+    val: EvalCases
+    test: EvalCases
+
+
+def sample_holdout(config: TrainConfig, data: TrainData) -> Holdout:
+    """Up to `config.eval_users` users (seeded sample), each evaluated on validation and test."""
+    users_pos = _sample(np.arange(data.split.val.size), config.eval_users, config.seed)
+    val_pos, test_pos = data.split.val[users_pos], data.split.test[users_pos]
+    return Holdout(
+        val_pos, test_pos, eval_cases(data.seqs, val_pos), eval_cases(data.seqs, test_pos)
     )
 
-    eval_index, eval_ann = tune_index(
-        emb.scoring(scoring),
-        val_queries[val_warm][:ANN_TUNING_QUERIES],
+
+@dataclass
+class ScoringChoice:
+    """Which item vectors the query (an input-vector mix) is scored against."""
+
+    vectors: str  # "output" (syn1neg) or "input"
+    report: dict[str, dict[str, float]]  # validation metrics of each choice tried
+    warm_queries: np.ndarray  # validation query vectors of users with a known history
+
+
+def choose_scoring_vectors(
+    config: TrainConfig,
+    emb: ItemEmbeddings,
+    space: ModelSpace,
+    cases: EvalCases,
+    say: Callable[[str], None],
+) -> ScoringChoice:
+    """Exact full ranking of the validation cases with each allowed choice (`config.scoring`
+    "auto" = output and input); keeps the better by HR@10, then NDCG@10."""
+    queries, warm = query_matrix(emb, space, cases, config.query)
+    choices = ["output", "input"] if config.scoring == "auto" else [config.scoring]
+    report: dict[str, dict[str, float]] = {}
+    for which in choices:
+        report[which] = metrics_row(exact_ranks(queries, emb.scoring(which), cases, space))
+    vectors = max(choices, key=lambda w: (report[w]["hr@10"], report[w]["ndcg@10"]))
+    say(
+        "validation, exact scoring: "
+        + ", ".join(f"{w} HR@10 {m['hr@10']:.4f}" for w, m in report.items())
+        + f" -> {vectors} vectors"
+    )
+    return ScoringChoice(vectors, report, queries[warm])
+
+
+def tune_evaluation_index(
+    config: TrainConfig, emb: ItemEmbeddings, scoring: ScoringChoice, say: Callable[[str], None]
+) -> tuple[AnnIndex, dict[str, Any]]:
+    """The evaluation model's ScaNN index over the chosen scoring vectors, tuned on up to
+    ANN_TUNING_QUERIES validation query vectors."""
+    return tune_index(
+        emb.scoring(scoring.vectors),
+        scoring.warm_queries[:ANN_TUNING_QUERIES],
         config.num_candidates,
         target_recall=config.ann_target_recall,
         say=say,
     )
-    say.stage("index_eval")
 
-    def candidate_lists(cases: EvalCases) -> list[CandidateList]:
-        histories = [space.history(h) for h in cases.histories]
-        return retrieve(eval_index, emb.input, config.query, histories, config.num_candidates)
 
-    val_lists, test_lists = candidate_lists(val_cases), candidate_lists(test_cases)
-    train_counts = np.bincount(seqs.items[split.train], minlength=len(inter.item_ids))
+def candidate_lists(
+    config: TrainConfig, index: AnnIndex, emb: ItemEmbeddings, space: ModelSpace, cases: EvalCases
+) -> list[AnnCandidates]:
+    """The cases' ANN candidate lists, retrieved exactly as serving retrieves them."""
+    histories = [space.history(h) for h in cases.histories]
+    return retrieve(index, emb.input, config.query, histories, config.num_candidates)
+
+
+@dataclass
+class RankerFit:
+    """The ranker trained on validation lists, with what the manifest reports about it."""
+
+    ranker: Ranker  # its encoder covers the evaluation model's items
+    feature_report: dict[str, Any]
+    training_lists: int
+    positives: int
+
+
+def fit_ranking_model(
+    config: TrainConfig,
+    data: TrainData,
+    space: ModelSpace,
+    holdout: Holdout,
+    val_lists: Sequence[AnnCandidates],
+    say: Callable[[str], None],
+) -> RankerFit:
+    """Logistic regression on the validation candidate lists (events word2vec never saw):
+    label 1 for the item the user took next, 0 for the other candidates."""
+    dataset = data.dataset
+    inter = dataset.interactions
     item_rows = [dataset.item_features.get(inter.item_ids[c], {}) for c in space.codes.tolist()]
+    counts = data.train_counts[space.codes]
     spec, feature_report = fit_feature_spec(
         (dataset.user_features.get(u, {}) for u in inter.user_ids),
         item_rows,
-        train_counts[space.codes],
+        counts,
         hash_bits=config.hash_bits,
     )
     spec = replace(spec, cross_value=config.cross_value, token_value=config.token_value)
-    val_examples = examples_for(
-        val_lists, val_cases, space, user_feature_rows(dataset, val_cases, val_pos, seqs)
-    )
-    encoder = standardised_encoder(spec, item_rows, train_counts[space.codes], val_examples)
-    positives = int(sum(int(y.sum()) for y in val_examples.labels))
-    say(
-        f"ranker: logistic regression on {len(val_examples):,} validation candidate lists ({positives:,} positives)"
-    )
-    ranker = fit_ranker(encoder, val_examples, c=config.ranker_c)
-    say.stage("ranker")
-
-    metrics, details = evaluate_test(
-        dataset,
-        seqs,
-        split.train,
-        test_cases,
-        test_pos,
-        test_lists,
+    examples = examples_for(
+        val_lists,
+        holdout.val,
         space,
-        ranker,
-        train_counts,
-        config,
+        user_feature_rows(dataset, holdout.val, holdout.val_pos, data.seqs),
     )
-    val_metrics = {
+    encoder = standardised_encoder(spec, item_rows, counts, examples)
+    positives = int(sum(int(y.sum()) for y in examples.labels))
+    say(
+        f"ranker: logistic regression on {len(examples):,} validation candidate lists ({positives:,} positives)"
+    )
+    ranker = fit_ranker(encoder, examples, c=config.ranker_c)
+    return RankerFit(ranker, feature_report, len(examples), positives)
+
+
+PROTOCOL = (
+    "chronological leave-last-out; full ranking over all items, seen items excluded; "
+    "test = last event per user, validation = second-to-last"
+)
+
+
+@dataclass
+class Evaluation:
+    """The offline evaluation of the protocol model (written to eval.json and eval.md)."""
+
+    metrics: dict[str, dict[str, float]]  # test metrics per method
+    validation: dict[str, Any]  # candidate-list metrics on validation + the scoring choice
+    details: dict[str, Any]
+    users: int
+    table: str  # markdown table of `metrics`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": PROTOCOL,
+            "users": self.users,
+            "metrics": self.metrics,
+            "validation": self.validation,
+            "details": self.details,
+        }
+
+
+def evaluate(
+    config: TrainConfig,
+    data: TrainData,
+    space: ModelSpace,
+    holdout: Holdout,
+    val_lists: Sequence[AnnCandidates],
+    test_lists: Sequence[AnnCandidates],
+    ranker: Ranker,
+    scoring_report: dict[str, dict[str, float]],
+) -> Evaluation:
+    """Every method on the test events (`evaluate_test`), the candidate lists on validation."""
+    metrics, details = evaluate_test(config, data, holdout, test_lists, space, ranker)
+    validation = {
         "candidates": {
-            **metrics_row(list_ranks(val_lists, val_cases, space)),
+            **metrics_row(list_ranks(val_lists, holdout.val, space)),
             "scoring": scoring_report,
         }
     }
+    users = len(holdout.test.targets)
     table = markdown_table(
-        metrics,
-        title=f"{dataset.name}: test (last event per user), {len(test_cases.targets):,} users",
+        metrics, title=f"{data.dataset.name}: test (last event per user), {users:,} users"
     )
-    say.stage("evaluate")
+    return Evaluation(metrics, validation, details, users, table)
 
-    # The served model: every event, same hyperparameters.
-    with tempfile.TemporaryDirectory(prefix="recserve-train-") as tmp:
-        corpus = Path(tmp) / "all.txt"
-        tokens = write_corpus(
-            corpus, seqs, np.ones(seqs.items.size, dtype=bool), config.session_gap_seconds
-        )
-        say(f"word2vec (served model) on all {tokens:,} events")
-        final = train_item2vec(corpus, config.w2v, say=say)
-    final_space = ModelSpace.of(final, len(inter.item_ids))
-    say.stage("word2vec_final")
-    all_cases = eval_cases(
-        seqs,
-        _sample(seqs.offsets[1:][np.diff(seqs.offsets) > 0] - 1, ANN_TUNING_QUERIES, config.seed),
-    )
-    final_queries, final_warm = query_matrix(final, final_space, all_cases, config.query)
-    final_index, final_ann = tune_index(
-        final.scoring(scoring),
-        final_queries[final_warm],
+
+def tune_served_index(
+    config: TrainConfig,
+    data: TrainData,
+    emb: ItemEmbeddings,
+    space: ModelSpace,
+    scoring: str,
+    say: Callable[[str], None],
+) -> tuple[AnnIndex, dict[str, Any]]:
+    """The served model's ScaNN index, tuned on query vectors of a sample of users' histories
+    up to their last event."""
+    last_events = data.seqs.offsets[1:][np.diff(data.seqs.offsets) > 0] - 1
+    cases = eval_cases(data.seqs, _sample(last_events, ANN_TUNING_QUERIES, config.seed))
+    queries, warm = query_matrix(emb, space, cases, config.query)
+    return tune_index(
+        emb.scoring(scoring),
+        queries[warm],
         config.num_candidates,
         target_recall=config.ann_target_recall,
         say=say,
     )
-    say.stage("index_final")
 
-    item_ids = [inter.item_ids[c] for c in final_space.codes.tolist()]
-    popularity = np.bincount(inter.items, minlength=len(inter.item_ids))[final_space.codes]
-    final_items = [dataset.item_features.get(i, {}) for i in item_ids]
+
+@dataclass
+class ServedModel:
+    """The word2vec refit on every event, its item space and its ANN index."""
+
+    emb: ItemEmbeddings
+    space: ModelSpace
+    index: AnnIndex
+
+
+def bundle_contents(
+    config: TrainConfig,
+    data: TrainData,
+    served: ServedModel,
+    fitted: RankerFit,
+    evaluation: Evaluation,
+    scoring: str,
+    ann: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+) -> BundleContents:
+    """What the bundle holds: the served model's items, vectors and index; the ranker's weights
+    with popularity counted over all events; users' seeds; manifest and evaluation reports.
+    `ann` has the "served" and "evaluation" index reports; `timings` is stored by reference,
+    so stages finished before the bundle is written are in the manifest."""
+    dataset = data.dataset
+    inter = dataset.interactions
+    item_ids = [inter.item_ids[c] for c in served.space.codes.tolist()]
+    popularity = np.bincount(inter.items, minlength=len(inter.item_ids))[served.space.codes]
+    items = [dataset.item_features.get(i, {}) for i in item_ids]
+    ranker = fitted.ranker
     served_ranker = Ranker(
-        FeatureEncoder(encoder.spec, final_items, popularity), ranker.weights, ranker.intercept
+        FeatureEncoder(ranker.encoder.spec, items, popularity), ranker.weights, ranker.intercept
     )
-    evaluation = {
-        "protocol": "chronological leave-last-out; full ranking over all items, seen items excluded; "
-        "test = last event per user, validation = second-to-last",
-        "users": len(test_cases.targets),
-        "metrics": metrics,
-        "validation": val_metrics,
-        "details": details,
-    }
+    report = evaluation.to_dict()
     manifest = {
         "params": config.params(),
         "data": {
@@ -359,60 +567,50 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             "load_report": dataset.report.to_dict(),
         },
         "scoring_vectors": scoring,
-        "metrics": json_safe(metrics),
-        "validation": json_safe(val_metrics),
-        "ann": {"served": _strip_trials(final_ann), "evaluation": _strip_trials(eval_ann)},
+        "metrics": json_safe(evaluation.metrics),
+        "validation": json_safe(evaluation.validation),
+        "ann": {name: _strip_trials(r) for name, r in ann.items()},
         "ranker": {
-            **feature_report,
+            **fitted.feature_report,
             "c": config.ranker_c,
-            "training_lists": len(val_examples),
-            "positives": positives,
+            "training_lists": fitted.training_lists,
+            "positives": fitted.positives,
         },
-        "timings": say.timings,
+        "timings": timings,
     }
-    contents = BundleContents(
+    return BundleContents(
         item_ids=item_ids,
-        input_vectors=final.input,
+        input_vectors=served.emb.input,
         popularity=popularity,
         query=config.query,
         num_candidates=config.num_candidates,
-        index=final_index,
+        index=served.index,
         ranker=served_ranker,
-        item_features=final_items,
+        item_features=items,
         manifest=manifest,
-        users=list(_user_seed(dataset, seqs, final_space, item_ids)),
+        users=list(_user_seed(dataset, data.seqs, served.space, item_ids)),
         reports={
-            EVAL_JSON: json.dumps(
-                json_safe({**evaluation, "ann": {"served": final_ann, "evaluation": eval_ann}}),
-                indent=2,
-                allow_nan=False,
-            )
+            EVAL_JSON: json.dumps(json_safe({**report, "ann": ann}), indent=2, allow_nan=False)
             + "\n",
-            EVAL_MD: _eval_markdown(table, evaluation, scoring, final_ann, feature_report),
+            EVAL_MD: _eval_markdown(
+                evaluation.table, report, scoring, ann["served"], fitted.feature_report
+            ),
         },
     )
-    say.stage("bundle_prepare")
-    path = write_bundle(config.bundles, contents)
-    say.stage("bundle_write")
-    say(f"bundle written: {path}")
-    return TrainResult(bundle=path, metrics=metrics, report_markdown=table, timings=say.timings)
 
 
 def evaluate_test(
-    dataset: Dataset,
-    seqs: UserSequences,
-    train_mask: np.ndarray,
-    cases: EvalCases,
-    positions: np.ndarray,
-    lists: Sequence[CandidateList],
+    config: TrainConfig,
+    data: TrainData,
+    holdout: Holdout,
+    lists: Sequence[AnnCandidates],
     space: ModelSpace,
     ranker: Ranker,
-    train_counts: np.ndarray,
-    config: TrainConfig,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """All four methods on the test events of the same users, same protocol."""
-    inter = dataset.interactions
-    pop_ranks = popularity_ranks(cases, train_counts)
+    inter = data.dataset.interactions
+    seqs, train_mask, cases = data.seqs, data.split.train, holdout.test
+    pop_ranks = popularity_ranks(cases, data.train_counts)
     knn = ItemKnn(
         seqs.users[train_mask], seqs.items[train_mask], len(inter.user_ids), len(inter.item_ids)
     )
@@ -422,7 +620,7 @@ def evaluate_test(
     warm = np.asarray([c.size > 0 for c, _ in lists])
     cand_ranks = np.where(warm, list_ranks(lists, cases, space), pop_ranks)
 
-    features = user_feature_rows(dataset, cases, positions, seqs)
+    features = user_feature_rows(data.dataset, cases, holdout.test_pos, seqs)
     examples = examples_for(lists, cases, space, features)
     scored = ranker.score_batch(examples.features, examples.candidates, examples.ann_scores)
     targets = space.index_of[cases.targets]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recserve.training.datasets import Interactions
+from recserve.training.data import Interactions
 
 # gensim silently truncates longer sentences; longer sessions are cut into pieces.
 MAX_SENTENCE = 10_000

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from recserve.training.datasets import SYNTHETIC_MANIFEST
+from recserve.training.data import SYNTHETIC_MANIFEST
 
 MAX_ITEMS = 5_000_000
 MAX_EVENTS = 100_000_000

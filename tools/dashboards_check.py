@@ -3,7 +3,8 @@
 Starts the `prometheus` binary (Debian package) on a free loopback port with a generated
 scrape config for the given metrics endpoints, loads the chart's rendered rule groups, waits
 for a few scrapes and rule evaluations, then evaluates through the HTTP API:
-  - every panel query of helm/recserve/dashboards/*.json,
+  - every panel query of helm/recserve/dashboards/*.json (once per value of a custom
+    template variable such as the stage dashboard's `component`),
   - every recording rule, and for every alert the series its expression compares,
   - every prometheus-adapter metricsQuery (helm/prometheus-adapter-values.yaml),
 and requires each to return data. Every recserve/process metric a query names must exist
@@ -11,12 +12,13 @@ and requires each to return data. Every recserve/process metric a query names mu
 kube-state-metrics (`kube_*`) exist only in a cluster: they must parse and evaluate, and are
 reported as cluster-only.
 
-    python -m recserve.cluster.dashboards_check --targets gateway=127.0.0.1:9464,candidates=127.0.0.1:9465
-    python -m recserve.cluster.dashboards_check --stack-json run/stack.json   # after `make up`
-    python -m recserve.cluster.dashboards_check --simulate      # emulated exporters (tests)
+    python -m tools.dashboards_check --targets gateway=127.0.0.1:9464,candidates=127.0.0.1:9465
+    python -m tools.dashboards_check --stack-json run/stack.json   # after `make up`
+    python -m tools.dashboards_check --simulate      # emulated exporters (tests)
 
-Each target is scraped with the labels a ServiceMonitor gives it in a cluster:
-namespace, pod and service (honor_labels, like the chart's ServiceMonitor).
+Each target is scraped as in a cluster: `namespace` and `pod` target labels, the pod labels
+of the component's Deployment as Kubernetes service discovery meta labels, and the rendered
+ServiceMonitor's relabelings, which turn them into the `component` target label.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -43,9 +44,12 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-DASHBOARDS_DIR = REPO / "helm" / "recserve" / "dashboards"
-ADAPTER_VALUES = REPO / "helm" / "prometheus-adapter-values.yaml"
+from tools import REPO_ROOT, chart, metrics_sim
+
+DASHBOARDS_DIR = REPO_ROOT / "helm" / "recserve" / "dashboards"
+ADAPTER_VALUES = REPO_ROOT / "helm" / "prometheus-adapter-values.yaml"
+# Pod label naming the component (services.<key> of the chart values), as in the Deployments.
+SERVICE_LABEL = "recserve.io/service"
 CLUSTER_ONLY_PREFIXES = ("kube_", "container_", "kubelet_", "node_")
 PROMQL_WORDS = {
     "and",
@@ -139,16 +143,33 @@ def is_cluster_only(expr: str) -> bool:
     return any(n.startswith(CLUSTER_ONLY_PREFIXES) for n in metric_names(expr))
 
 
+def custom_variable_values(board: dict[str, Any]) -> list[dict[str, str]]:
+    """Every combination of the board's custom template variables ([{}] when it has none)."""
+    combos: list[dict[str, str]] = [{}]
+    for var in board.get("templating", {}).get("list", []):
+        if var.get("type") == "custom":
+            values = [v.strip() for v in var["query"].split(",") if v.strip()]
+            combos = [{**c, var["name"]: v} for c in combos for v in values]
+    return combos
+
+
 def dashboard_queries(files: Iterable[Path] | None = None) -> list[Query]:
+    """Panel queries; a board with custom variables yields each query once per value,
+    sourced as `<board>[var=value] / <panel> [refId]`."""
     out = []
     for f in sorted(files if files is not None else DASHBOARDS_DIR.glob("*.json")):
         board = json.loads(Path(f).read_text())
-        for panel in board.get("panels", []):
-            for t in panel.get("targets", []):
-                if t.get("expr"):
-                    src = f"{Path(f).stem} / {panel['title']} [{t.get('refId', '?')}]"
-                    expect = "cluster" if is_cluster_only(t["expr"]) else "data"
-                    out.append(Query(src, t["expr"], expect))
+        for combo in custom_variable_values(board):
+            tag = "".join(f"[{k}={v}]" for k, v in combo.items())
+            for panel in board.get("panels", []):
+                for t in panel.get("targets", []):
+                    if not t.get("expr"):
+                        continue
+                    expr = t["expr"]
+                    for k, v in combo.items():
+                        expr = expr.replace(f"${{{k}}}", v).replace(f"${k}", v)
+                    src = f"{Path(f).stem}{tag} / {panel['title']} [{t.get('refId', '?')}]"
+                    out.append(Query(src, expr, "cluster" if is_cluster_only(expr) else "data"))
     return out
 
 
@@ -196,15 +217,48 @@ def free_port() -> int:
 
 @dataclass
 class Target:
-    service: str
+    component: str  # gateway, embedding_store, candidates, ranking
     address: str  # host:port
 
     @classmethod
     def parse(cls, text: str, index: int) -> Target:
         if "=" in text:
-            svc, addr = text.split("=", 1)
-            return cls(svc, addr)
+            component, addr = text.split("=", 1)
+            return cls(component, addr)
         return cls(f"target{index}", text)
+
+
+@dataclass
+class ScrapeSetup:
+    """What the chart gives Prometheus in a cluster: the rule groups of its PrometheusRule,
+    the relabelings of its ServiceMonitor, and per component the pod labels Kubernetes
+    service discovery exposes to them."""
+
+    rule_groups: dict[str, Any]
+    relabel_configs: list[dict[str, Any]]
+    pod_labels: dict[str, dict[str, str]]
+
+    @classmethod
+    def from_objects(cls, objs: Sequence[dict[str, Any]]) -> ScrapeSetup:
+        pod_labels = {}
+        for o in objs:
+            if o["kind"] == "Deployment":
+                labels = o["spec"]["template"]["metadata"]["labels"]
+                pod_labels[labels[SERVICE_LABEL]] = labels
+        return cls(chart.rule_groups(objs), chart.scrape_relabel_configs(objs), pod_labels)
+
+    @classmethod
+    def render(cls, namespace: str) -> ScrapeSetup:
+        """From the chart rendered with its default values into `namespace`."""
+        return cls.from_objects(chart.objects(chart.render({}, namespace=namespace)))
+
+    def meta_labels(self, component: str) -> dict[str, str]:
+        """`__meta_kubernetes_pod_label_<name>` of the component's pods (names sanitized
+        like Prometheus does); empty for a component the chart does not deploy."""
+        return {
+            "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): v
+            for k, v in self.pod_labels.get(component, {}).items()
+        }
 
 
 class Prometheus:
@@ -214,13 +268,14 @@ class Prometheus:
         self,
         targets: Sequence[Target],
         namespace: str,
-        rule_groups: dict[str, Any] | None = None,
+        setup: ScrapeSetup,
         binary: str | None = None,
         scrape_interval: str = "1s",
     ) -> None:
         self.binary = binary or shutil.which("prometheus") or "/usr/bin/prometheus"
         self.targets, self.namespace = targets, namespace
-        self.rule_groups, self.scrape_interval = rule_groups, scrape_interval
+        self.setup, self.rule_groups = setup, setup.rule_groups
+        self.scrape_interval = scrape_interval
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -230,15 +285,15 @@ class Prometheus:
         pods: dict[str, int] = {}
         static = []
         for t in self.targets:
-            i = pods.get(t.service, 0)
-            pods[t.service] = i + 1
+            i = pods.get(t.component, 0)
+            pods[t.component] = i + 1
             static.append(
                 {
                     "targets": [t.address],
                     "labels": {
                         "namespace": self.namespace,
-                        "service": t.service,
-                        "pod": f"{t.service.replace('_', '-')}-{i}",
+                        "pod": f"{t.component.replace('_', '-')}-{i}",
+                        **self.setup.meta_labels(t.component),
                     },
                 }
             )
@@ -250,9 +305,9 @@ class Prometheus:
             "scrape_configs": [
                 {
                     "job_name": "recserve",
-                    "honor_labels": True,
                     "metrics_path": "/metrics",
                     "static_configs": static,
+                    "relabel_configs": self.setup.relabel_configs,
                 }
             ],
         }
@@ -366,13 +421,13 @@ def evaluate(prom: Prometheus, queries: Sequence[Query], namespace: str) -> Repo
 def run_check(
     targets: Sequence[Target],
     namespace: str,
-    rule_groups: dict[str, Any],
+    setup: ScrapeSetup,
     *,
     warmup_s: float = 8.0,
     timeout_s: float = 60.0,
 ) -> Report:
-    queries = dashboard_queries() + rule_queries(rule_groups) + adapter_queries(namespace)
-    with Prometheus(targets, namespace, rule_groups) as prom:
+    queries = dashboard_queries() + rule_queries(setup.rule_groups) + adapter_queries(namespace)
+    with Prometheus(targets, namespace, setup) as prom:
         # every target up, then a few scrapes and rule evaluations so rate() has samples
         n = len(targets)
         if not prom.wait_for(f"count(up == 1) == {n}", timeout_s):
@@ -385,30 +440,36 @@ def run_check(
 
 @contextlib.contextmanager
 def simulated_targets(duration_s: float = 300.0) -> Iterator[list[Target]]:
-    """Emulated recserve exporters (recserve.cluster.metrics_sim) in a child process."""
-    services = ["gateway", "embedding_store", "candidates", "ranking"]
-    ports = [free_port() for _ in services]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recserve.cluster.metrics_sim",
-            "--duration",
-            str(duration_s),
-            "--ports",
-            ",".join(f"{s}={p}" for s, p in zip(services, ports, strict=True)),
-        ],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    """One emulated exporter (tools.metrics_sim) per component, each in a child process."""
+    procs: list[subprocess.Popen[str]] = []
     try:
-        yield [Target(s, f"127.0.0.1:{p}") for s, p in zip(services, ports, strict=True)]
+        targets = []
+        for component in metrics_sim.COMPONENTS:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "tools.metrics_sim"),
+                    *("--component", component, "--duration", str(duration_s)),
+                ],
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            port = proc.stdout.readline().strip()
+            if not port.isdigit():
+                raise RuntimeError(f"metrics_sim {component} did not start (exit {proc.poll()})")
+            targets.append(Target(component, f"127.0.0.1:{port}"))
+        yield targets
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextlib.contextmanager
@@ -448,10 +509,10 @@ def background_load(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m recserve.cluster.dashboards_check", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.dashboards_check", description=__doc__.split("\n\n")[0]
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--targets", help="comma list of [service=]host:port metrics endpoints")
+    src.add_argument("--targets", help="comma list of [component=]host:port metrics endpoints")
     src.add_argument(
         "--stack-json", type=Path, help="run/stack.json written by `make up` (its `metrics` map)"
     )
@@ -469,19 +530,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from recserve.cluster import chart
-
-    groups = chart.rule_groups(chart.objects(chart.render({}, namespace=args.namespace)))
+    setup = ScrapeSetup.render(args.namespace)
     load = subprocess.Popen(args.load_cmd, shell=True) if args.load_cmd else None
     try:
         if args.simulate:
             with simulated_targets() as targets:
-                report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+                report = run_check(targets, args.namespace, setup, warmup_s=args.warmup)
         else:
             gateway = args.load_gateway
             if args.stack_json:
                 info = json.loads(args.stack_json.read_text())
-                targets = [Target(svc, addr) for svc, addr in info["metrics"].items()]
+                targets = [Target(c, addr) for c, addr in info["metrics"].items()]
                 gateway = gateway or info.get("gateway")
             else:
                 items = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -489,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.ExitStack() as stack:
                 if gateway:
                     counts = stack.enter_context(background_load(gateway))
-                report = run_check(targets, args.namespace, groups, warmup_s=args.warmup)
+                report = run_check(targets, args.namespace, setup, warmup_s=args.warmup)
                 if gateway:
                     print(f"load: {counts['ok']} Recommend calls ok, {counts['error']} failed")
     finally:

@@ -1,11 +1,10 @@
 """Render the Helm chart offline (Helm v4 SDK through `helm-python-sdk`, no helm binary).
 
-    python -m recserve.cluster.chart render [--out k8s/manifests]   # refresh k8s/manifests
-    python -m recserve.cluster.chart check                          # fail if k8s/ drifted
-    python -m recserve.cluster.chart rules --out FILE               # rule groups for promtool
+    python -m tools.chart render [--out k8s/manifests]   # refresh k8s/manifests
+    python -m tools.chart check                          # fail if k8s/ drifted
+    python -m tools.chart rules --out FILE               # rule groups for promtool
 
-Used by `make render`, `make chart-check` and tests/k8s. `helm_python` is a dev dependency
-and is imported lazily.
+Used by `make render`, `make chart-check`, tools.dashboards_check and tests/k8s.
 """
 
 from __future__ import annotations
@@ -17,11 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-CHART_DIR = REPO / "helm" / "recserve"
-K8S_DIR = REPO / "k8s"
+from tools import REPO_ROOT
+
+CHART_DIR = REPO_ROOT / "helm" / "recserve"
+K8S_DIR = REPO_ROOT / "k8s"
 MANIFESTS_DIR = K8S_DIR / "manifests"
 K8S_VALUES = K8S_DIR / "values.yaml"
 RELEASE = "recserve"
@@ -64,8 +65,6 @@ def render(
     chart_dir: Path = CHART_DIR,
 ) -> dict[str, str]:
     """Template path -> rendered text (NOTES.txt included), like `helm template`."""
-    import helm_python
-
     chart = helm_python.Chart.load(str(chart_dir))
     rendered: dict[str, str] = chart.render(dict(values or {}), name=release, namespace=namespace)
     return rendered
@@ -139,8 +138,31 @@ def rule_groups(objs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"groups": [g for r in rules for g in r["spec"]["groups"]]}
 
 
+# ServiceMonitor relabeling keys (Prometheus Operator) -> Prometheus relabel_config keys.
+_RELABEL_KEYS = {
+    "sourceLabels": "source_labels",
+    "targetLabel": "target_label",
+    "separator": "separator",
+    "regex": "regex",
+    "replacement": "replacement",
+    "modulus": "modulus",
+    "action": "action",
+}
+
+
+def scrape_relabel_configs(objs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ServiceMonitor endpoints' relabelings as Prometheus `relabel_configs`."""
+    monitors = [o for o in objs if o.get("kind") == "ServiceMonitor"]
+    return [
+        {_RELABEL_KEYS[k]: v for k, v in r.items()}
+        for m in monitors
+        for e in m["spec"]["endpoints"]
+        for r in e.get("relabelings", [])
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m recserve.cluster.chart")
+    p = argparse.ArgumentParser(prog="python -m tools.chart")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("render", help="write k8s/manifests from the chart + k8s/values.yaml")
     r.add_argument("--out", type=Path, default=MANIFESTS_DIR)
