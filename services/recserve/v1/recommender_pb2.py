@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from recserve.v1 import types_pb2 as recserve_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drecserve/v1/recommender.proto\x12\x0brecserve.v1\x1a\x17recserve/v1/types.proto\"\x96\x02\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12;\n\x07\x63ontext\x18\x03 \x03(\x0b\x32*.recserve.v1.RecommendRequest.ContextEntry\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x05 \x03(\t\x12(\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x17.recserve.v1.ItemFilter\x12\x1c\n\x14include_stage_scores\x18\x07 \x01(\x08\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x11RecommendResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x34\n\x0f\x64\x65graded_reason\x18\x04 \x01(\x0e\x32\x1b.recserve.v1.DegradedReason\x12\x17\n\x0f\x64\x65graded_detail\x18\x05 \x01(\t\x12\x18\n\x10unknown_item_ids\x18\x06 \x03(\t\"J\n\x13RecordEventsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.recserve.v1.Event\"B\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x18\n\x10unknown_item_ids\x18\x02 \x03(\t\"N\n\x16GetSimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\"\xb9\x01\n\x17GetSimilarItemsResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x34\n\x0f\x64\x65graded_reason\x18\x04 \x01(\x0e\x32\x1b.recserve.v1.DegradedReason\x12\x17\n\x0f\x64\x65graded_detail\x18\x05 \x01(\t2\x9d\x02\n\x12RecommenderService\x12O\n\tRecommend\x12\x1d.recserve.v1.RecommendRequest\x1a\x1e.recserve.v1.RecommendResponse\"\x03\x90\x02\x01\x12S\n\x0cRecordEvents\x12 .recserve.v1.RecordEventsRequest\x1a!.recserve.v1.RecordEventsResponse\x12\x61\n\x0fGetSimilarItems\x12#.recserve.v1.GetSimilarItemsRequest\x1a$.recserve.v1.GetSimilarItemsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drecserve/v1/recommender.proto\x12\x0brecserve.v1\x1a\x17recserve/v1/types.proto\"\xe5\x02\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0frecent_item_ids\x18\x02 \x03(\t\x12;\n\x07\x63ontext\x18\x03 \x03(\x0b\x32*.recserve.v1.RecommendRequest.ContextEntry\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x05 \x03(\t\x12(\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x17.recserve.v1.ItemFilter\x12\x1c\n\x14include_stage_scores\x18\x07 \x01(\x08\x12\"\n\x06\x62oosts\x18\x08 \x03(\x0b\x32\x12.recserve.v1.Boost\x12)\n\tdiversity\x18\t \x01(\x0b\x32\x16.recserve.v1.Diversity\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x11RecommendResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x34\n\x0f\x64\x65graded_reason\x18\x04 \x01(\x0e\x32\x1b.recserve.v1.DegradedReason\x12\x17\n\x0f\x64\x65graded_detail\x18\x05 \x01(\t\x12\x18\n\x10unknown_item_ids\x18\x06 \x03(\t\"J\n\x13RecordEventsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\"\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x12.recserve.v1.Event\"V\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x18\n\x10unknown_item_ids\x18\x02 \x03(\t\x12\x12\n\nduplicates\x18\x03 \x01(\x05\"x\n\x16GetSimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12(\n\x07\x66ilters\x18\x04 \x03(\x0b\x32\x17.recserve.v1.ItemFilter\"\xb9\x01\n\x17GetSimilarItemsResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x03 \x01(\x08\x12\x34\n\x0f\x64\x65graded_reason\x18\x04 \x01(\x0e\x32\x1b.recserve.v1.DegradedReason\x12\x17\n\x0f\x64\x65graded_detail\x18\x05 \x01(\t2\x9d\x02\n\x12RecommenderService\x12O\n\tRecommend\x12\x1d.recserve.v1.RecommendRequest\x1a\x1e.recserve.v1.RecommendResponse\"\x03\x90\x02\x01\x12S\n\x0cRecordEvents\x12 .recserve.v1.RecordEventsRequest\x1a!.recserve.v1.RecordEventsResponse\x12\x61\n\x0fGetSimilarItems\x12#.recserve.v1.GetSimilarItemsRequest\x1a$.recserve.v1.GetSimilarItemsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDERSERVICE'].methods_by_name['GetSimilarItems']._loaded_options = None
   _globals['_RECOMMENDERSERVICE'].methods_by_name['GetSimilarItems']._serialized_options = b'\220\002\001'
   _globals['_RECOMMENDREQUEST']._serialized_start=72
-  _globals['_RECOMMENDREQUEST']._serialized_end=350
-  _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_start=304
-  _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_end=350
-  _globals['_RECOMMENDRESPONSE']._serialized_start=353
-  _globals['_RECOMMENDRESPONSE']._serialized_end=558
-  _globals['_RECORDEVENTSREQUEST']._serialized_start=560
-  _globals['_RECORDEVENTSREQUEST']._serialized_end=634
-  _globals['_RECORDEVENTSRESPONSE']._serialized_start=636
-  _globals['_RECORDEVENTSRESPONSE']._serialized_end=702
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=704
-  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=782
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=785
-  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=970
-  _globals['_RECOMMENDERSERVICE']._serialized_start=973
-  _globals['_RECOMMENDERSERVICE']._serialized_end=1258
+  _globals['_RECOMMENDREQUEST']._serialized_end=429
+  _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_start=383
+  _globals['_RECOMMENDREQUEST_CONTEXTENTRY']._serialized_end=429
+  _globals['_RECOMMENDRESPONSE']._serialized_start=432
+  _globals['_RECOMMENDRESPONSE']._serialized_end=637
+  _globals['_RECORDEVENTSREQUEST']._serialized_start=639
+  _globals['_RECORDEVENTSREQUEST']._serialized_end=713
+  _globals['_RECORDEVENTSRESPONSE']._serialized_start=715
+  _globals['_RECORDEVENTSRESPONSE']._serialized_end=801
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_start=803
+  _globals['_GETSIMILARITEMSREQUEST']._serialized_end=923
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_start=926
+  _globals['_GETSIMILARITEMSRESPONSE']._serialized_end=1111
+  _globals['_RECOMMENDERSERVICE']._serialized_start=1114
+  _globals['_RECOMMENDERSERVICE']._serialized_end=1399
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("user_id", "recent_item_ids", "context", "k", "exclude_item_ids", "filters", "include_stage_scores")
+    __slots__ = ("user_id", "recent_item_ids", "context", "k", "exclude_item_ids", "filters", "include_stage_scores", "boosts", "diversity")
     class ContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class RecommendRequest(_message.Message):
     EXCLUDE_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_STAGE_SCORES_FIELD_NUMBER: _ClassVar[int]
+    BOOSTS_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     recent_item_ids: _containers.RepeatedScalarFieldContainer[str]
     context: _containers.ScalarMap[str, str]
@@ -30,7 +32,9 @@ class RecommendRequest(_message.Message):
     exclude_item_ids: _containers.RepeatedScalarFieldContainer[str]
     filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.ItemFilter]
     include_stage_scores: bool
-    def __init__(self, user_id: _Optional[str] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Mapping[str, str]] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ..., include_stage_scores: _Optional[bool] = ...) -> None: ...
+    boosts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Boost]
+    diversity: _types_pb2.Diversity
+    def __init__(self, user_id: _Optional[str] = ..., recent_item_ids: _Optional[_Iterable[str]] = ..., context: _Optional[_Mapping[str, str]] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ..., include_stage_scores: _Optional[bool] = ..., boosts: _Optional[_Iterable[_Union[_types_pb2.Boost, _Mapping]]] = ..., diversity: _Optional[_Union[_types_pb2.Diversity, _Mapping]] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
     __slots__ = ("items", "model_version", "degraded", "degraded_reason", "degraded_detail", "unknown_item_ids")
@@ -57,22 +61,26 @@ class RecordEventsRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[_types_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class RecordEventsResponse(_message.Message):
-    __slots__ = ("accepted", "unknown_item_ids")
+    __slots__ = ("accepted", "unknown_item_ids", "duplicates")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     unknown_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, accepted: _Optional[int] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ..., duplicates: _Optional[int] = ...) -> None: ...
 
 class GetSimilarItemsRequest(_message.Message):
-    __slots__ = ("item_id", "k", "exclude_item_ids")
+    __slots__ = ("item_id", "k", "exclude_item_ids", "filters")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     k: int
     exclude_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.ItemFilter]
+    def __init__(self, item_id: _Optional[str] = ..., k: _Optional[int] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ...) -> None: ...
 
 class GetSimilarItemsResponse(_message.Message):
     __slots__ = ("items", "model_version", "degraded", "degraded_reason", "degraded_detail")

@@ -24,19 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recserve/v1/types.proto\x12\x0brecserve.v1\"U\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tann_score\x18\x03 \x01(\x02\x12\x14\n\x0cranker_score\x18\x04 \x01(\x02\">\n\nItemFilter\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x0e\n\x06\x61ny_of\x18\x02 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x03 \x01(\x08\"B\n\x05\x45vent\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x12\n\nevent_type\x18\x03 \x01(\t*\xd7\x01\n\x0e\x44\x65gradedReason\x12\x1f\n\x1b\x44\x45GRADED_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45GRADED_REASON_COLD_START\x10\x01\x12\'\n#DEGRADED_REASON_RANKING_UNAVAILABLE\x10\x02\x12*\n&DEGRADED_REASON_CANDIDATES_UNAVAILABLE\x10\x03\x12/\n+DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recserve/v1/types.proto\x12\x0brecserve.v1\"U\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tann_score\x18\x03 \x01(\x02\x12\x14\n\x0cranker_score\x18\x04 \x01(\x02\">\n\nItemFilter\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\x0e\n\x06\x61ny_of\x18\x02 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x03 \x01(\x08\"T\n\x05\x45vent\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x02 \x01(\x03\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\"2\n\x05\x42oost\x12\x19\n\x11numeric_attribute\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"I\n\tDiversity\x12\x11\n\tattribute\x18\x01 \x01(\t\x12\x15\n\rmax_per_value\x18\x02 \x01(\x05\x12\x12\n\nmmr_lambda\x18\x03 \x01(\x01*\xd7\x01\n\x0e\x44\x65gradedReason\x12\x1f\n\x1b\x44\x45GRADED_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45GRADED_REASON_COLD_START\x10\x01\x12\'\n#DEGRADED_REASON_RANKING_UNAVAILABLE\x10\x02\x12*\n&DEGRADED_REASON_CANDIDATES_UNAVAILABLE\x10\x03\x12/\n+DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recserve.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEGRADEDREASON']._serialized_start=260
-  _globals['_DEGRADEDREASON']._serialized_end=475
+  _globals['_DEGRADEDREASON']._serialized_start=405
+  _globals['_DEGRADEDREASON']._serialized_end=620
   _globals['_SCOREDITEM']._serialized_start=40
   _globals['_SCOREDITEM']._serialized_end=125
   _globals['_ITEMFILTER']._serialized_start=127
   _globals['_ITEMFILTER']._serialized_end=189
   _globals['_EVENT']._serialized_start=191
-  _globals['_EVENT']._serialized_end=257
+  _globals['_EVENT']._serialized_end=275
+  _globals['_BOOST']._serialized_start=277
+  _globals['_BOOST']._serialized_end=327
+  _globals['_DIVERSITY']._serialized_start=329
+  _globals['_DIVERSITY']._serialized_end=402
 # @@protoc_insertion_point(module_scope)

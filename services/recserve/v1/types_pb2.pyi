@@ -43,11 +43,31 @@ class ItemFilter(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., any_of: _Optional[_Iterable[str]] = ..., exclude: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("item_id", "timestamp_ms", "event_type")
+    __slots__ = ("item_id", "timestamp_ms", "event_type", "event_id")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     timestamp_ms: int
     event_type: str
-    def __init__(self, item_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., event_type: _Optional[str] = ...) -> None: ...
+    event_id: str
+    def __init__(self, item_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., event_type: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class Boost(_message.Message):
+    __slots__ = ("numeric_attribute", "weight")
+    NUMERIC_ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    numeric_attribute: str
+    weight: float
+    def __init__(self, numeric_attribute: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Diversity(_message.Message):
+    __slots__ = ("attribute", "max_per_value", "mmr_lambda")
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    MMR_LAMBDA_FIELD_NUMBER: _ClassVar[int]
+    attribute: str
+    max_per_value: int
+    mmr_lambda: float
+    def __init__(self, attribute: _Optional[str] = ..., max_per_value: _Optional[int] = ..., mmr_lambda: _Optional[float] = ...) -> None: ...
