@@ -316,6 +316,13 @@ class Capacity:
 
 
 def capacity_from_openloop(doc: Mapping[str, Any], slo_ms: float, cpus: int) -> Capacity:
+    if not doc.get("valid", False):
+        # Capacity taken beside other work came out 5x too low once; targets and cost built
+        # on it were wrong. Only a run whose every step was quiet may set them.
+        raise SystemExit(
+            "openloop result is not valid (taken while other tenants used the machine, or by "
+            "a version that did not check): re-run `make bench-full` on a quiet machine"
+        )
     label = "stack" if "stack" in doc["targets"] else "echo"
     res = doc["targets"][label]
     best = res["best_rate"].get(str(int(slo_ms)))

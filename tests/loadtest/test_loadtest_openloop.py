@@ -96,7 +96,10 @@ def test_runner_against_echo_server(kind: str) -> None:
     with stack.echo_server() as echo:
         gen = openloop.make_generator(kind, echo.target, pool, workers=2, timeout_s=5.0)
         try:
-            res = openloop.Runner(echo, gen, duration_s=1.0).measure(40.0)
+            # The quiet-machine protocol is tested below; here the step must run whatever
+            # else the test machine does.
+            anything = openloop.QuietPolicy(max_other_cores=float("inf"), probe_s=0.1)
+            res = openloop.Runner(echo, gen, duration_s=1.0, quiet=anything).measure(40.0)
         finally:
             gen.close()
     assert res.requests == 40
@@ -105,6 +108,46 @@ def test_runner_against_echo_server(kind: str) -> None:
     assert res.stack_cpu_ms_per_req is not None and res.stack_cpu_ms_per_req >= 0
     assert set(res.stack_cpu_ms_per_req_by_process) == {"echo"}
     assert res.latency.count == 40
+
+
+class ScriptedRunner(openloop.Runner):
+    """A Runner whose machine readings are scripted: (before the step, during the step)."""
+
+    def __init__(self, readings: list[tuple[float, float]], quiet: openloop.QuietPolicy):
+        super().__init__(stack.Stack(target="-", pids={}), None, 1.0, quiet)  # type: ignore[arg-type]
+        self.readings = readings
+        self.steps = 0
+
+    def other_cores_now(self) -> float:
+        return self.readings[min(self.steps, len(self.readings) - 1)][0]
+
+    def _measure_once(self, rate: float) -> openloop.StepResult:
+        during = self.readings[min(self.steps, len(self.readings) - 1)][1]
+        self.steps += 1
+        return openloop.StepResult(
+            offered_qps=rate, achieved_qps=rate, requests=10, errors=0, error_codes={},
+            degraded_fraction=0.0, latency=stats.LatencySummary.of(np.full(10, 0.001)),
+            send_lag_p99_ms=0.0, window_s=1.0, generator="x", generator_cpu_ms_per_req=0.0,
+            generator_cores=0.0, stack_cpu_ms_per_req=1.0, stack_cpu_ms_per_req_by_process={},
+            stack_cores=0.1, machine_busy_cores=0.1 + during, other_cores=during,
+        )  # fmt: skip
+
+
+def test_noisy_step_is_retried_and_a_quiet_retry_is_recorded() -> None:
+    quiet = openloop.QuietPolicy(max_other_cores=0.15, retries=3, max_wait_s=0.0)
+    runner = ScriptedRunner([(0.0, 0.9), (0.5, 0.0), (0.05, 0.05)], quiet)
+    res = runner.measure(100.0)
+    # attempt 1 noisy during the step, attempt 2 noisy before it, attempt 3 quiet
+    assert (res.valid, res.attempts, runner.steps) == (True, 3, 3)
+    assert res.passes(50.0)
+
+
+def test_never_quiet_marks_the_step_invalid_and_not_passing() -> None:
+    quiet = openloop.QuietPolicy(max_other_cores=0.15, retries=2, max_wait_s=0.0)
+    runner = ScriptedRunner([(1.0, 1.0)], quiet)
+    res = runner.measure(100.0)
+    assert (res.valid, res.attempts, runner.steps) == (False, 3, 3)
+    assert not res.passes(1e9)
 
 
 BURNER = """
