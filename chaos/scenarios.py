@@ -647,11 +647,44 @@ def _quantiles_ms(buckets: dict[float, float]) -> dict[str, float | None]:
 GENERATOR_LAG_LIMIT_MS = 50.0
 
 
+def find_shedding_rate(
+    harness: Harness, probe_s: float = 2.0, factor: float = 2.0, max_doublings: int = 8
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """The lowest rate of a geometric ladder (from 2x the steady rate) at which the stack sheds,
+    or None when the generator ran out of breath first (its send lag past the limit): the
+    stack's capacity here, on whatever else this machine runs at the moment."""
+    probes: list[dict[str, Any]] = []
+    rate = harness.rate
+    for n in range(max_doublings):
+        rate *= factor
+        spec = harness.spec(
+            f"calibrate{n}",
+            timeout_s=harness.budget_s + harness.slack_s,
+            rate=rate,
+            duration_s=probe_s,
+            attempts=1,
+            workers=2 if rate > 150 else 1,
+            channels_per_worker=4,
+        )
+        records = LoadRun(spec, harness.out_dir / "load" / f"calibrate{n}").start().join()
+        shed = sum(1 for r in records if r.code in ("RESOURCE_EXHAUSTED", "UNAVAILABLE"))
+        lag = stats.percentiles_ms([r.send_lag for r in records])["p99"] or 0.0
+        probes.append({"offered_rps": rate, "sent": len(records), "shed": shed, "lag_p99_ms": lag})
+        harness.pause(1)
+        if shed:
+            return rate, probes
+        if lag > GENERATOR_LAG_LIMIT_MS:
+            break
+    return None, probes
+
+
 def overload(
-    harness: Harness, multiples: Sequence[float] = (1, 10, 25, 1), step_s: float = 8.0
+    harness: Harness, multiples: Sequence[float] = (2, 5), step_s: float = 8.0
 ) -> ScenarioResult:
-    """Open-loop steps from the steady rate to far beyond capacity and back. No client retries
-    (a retry storm is what a retry budget prevents, not what this measures)."""
+    """Finds the rate at which the stack starts shedding on this machine now, then open-loop
+    steps: steady rate, `multiples` x that rate, steady again. A fixed rate would overload a
+    loaded machine and not a quiet one. No client retries (a retry storm is what a retry budget
+    prevents, not what this measures)."""
     cluster = harness.cluster
     started = time.time()
     timeline = Timeline()
@@ -659,8 +692,14 @@ def overload(
     all_records: list[Record] = []
     gateways = [r.name for r in cluster.replicas["gateway"]]
     baseline_rss = {name: cluster.rss_bytes(name) for name in gateways}
-    for n, multiple in enumerate(multiples):
-        rate = harness.rate * multiple
+    timeline.mark("calibrating: geometric ladder until the stack sheds")
+    shedding_rate, probes = find_shedding_rate(harness)
+    timeline.mark(f"sheds from {shedding_rate} req/s")
+    rates = [harness.rate]
+    if shedding_rate is not None:
+        rates += [shedding_rate * m for m in multiples]
+    rates.append(harness.rate)
+    for n, rate in enumerate(rates):
         spec = harness.spec(
             f"overload{n}",
             # A caller whose deadline is the budget plus slack: a request queued past it comes
@@ -734,8 +773,15 @@ def overload(
     last = steps[-1]
     checks.append(
         Check(
+            "found the capacity (a rate where the stack sheds before the generator's lag limit)",
+            shedding_rate is not None,
+            f"sheds from {shedding_rate} req/s; probes {probes}",
+        )
+    )
+    checks.append(
+        Check(
             "sheds beyond capacity",
-            all(s["shed"] > 0 for s in over),
+            bool(over) and all(s["shed"] > 0 for s in over),
             str([(s["offered_rps"], s["shed"]) for s in over]),
         )
     )
@@ -795,13 +841,17 @@ def overload(
         )
     )
     figures = {
+        "shedding_rate_rps": shedding_rate,
+        "calibration": probes,
         "steps": steps,
         "gateway_rss_baseline_mb": {k: round(v / 2**20, 1) for k, v in baseline_rss.items()},
     }
     return _result(
         harness,
         "overload",
-        "Open-loop overload: steady rate, 10x, 25x, back to steady",
+        "Open-loop overload: find where the stack sheds, then steady rate, "
+        + ", ".join(f"{m:g}x that" for m in multiples)
+        + ", back to steady",
         started,
         timeline,
         summary,
