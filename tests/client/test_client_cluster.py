@@ -30,6 +30,7 @@ from recserve.client import (
     Unavailable,
 )
 from recserve.devstack.stack import wait_serving
+from recserve.model import RedisLayout
 
 Call = Callable[..., Any]  # the `call` fixture (tests/client/conftest.py)
 Catalog = tuple[list[str], list[str]]
@@ -60,14 +61,32 @@ def test_calls_return_typed_results_spread_over_both_gateways(
     assert all(served(cluster, r) > before[r] + 3 for r in before), before
 
 
+def test_events_sent_again_with_their_ids_are_stored_once(
+    call: Call, cluster: Cluster, gateways: str, catalog: Catalog, request: pytest.FixtureRequest
+) -> None:
+    _, items = catalog
+    user = f"client-idempotent-{request.node.callspec.id}"
+    ids = [f"{user}-a", f"{user}-b"]
+    first = call(gateways, lambda c: c.record_events(user, items[:2], event_ids=ids), timeout_s=5)
+    assert (first.accepted, first.duplicates) == (2, 0)
+    # round_robin: the retries reach both gateway replicas.
+    for _ in range(3):
+        again = call(
+            gateways, lambda c: c.record_events(user, items[:2], event_ids=ids), timeout_s=5
+        )
+        assert (again.accepted, again.duplicates) == (2, 2)
+    key = RedisLayout().user_events_key(user)
+    assert cluster.redis_client().llen(key) == 2
+
+
 def test_invalid_argument_is_a_typed_error_with_the_message(
     call: Call, gateways: str, catalog: Catalog
 ) -> None:
     users, _ = catalog
     with pytest.raises(InvalidArgument) as info:
-        call(gateways, lambda c: c.recommend(users[0], k=0), timeout_s=5)
+        call(gateways, lambda c: c.recommend(users[0], k=-1), timeout_s=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "k=0" in info.value.message
+    assert "k=-1" in info.value.message
     with pytest.raises(InvalidArgument, match="no-such-item"):
         call(gateways, lambda c: c.similar_items("no-such-item"), timeout_s=5)
 

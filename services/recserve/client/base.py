@@ -121,17 +121,26 @@ class ClientBase(ABC, Generic[RecommendationsT, RecordedT]):
         user_id: str,
         item_ids: Sequence[str],
         *,
-        event_type: str = "view",
+        event_type: str = "",
+        event_ids: Sequence[str] | None = None,
         timeout_s: float | None = None,
     ) -> RecordedT:
-        """Appends the events (stamped now). Not retried: on `Unavailable` they may or may not
-        have been stored, and calling again may store them twice."""
+        """Appends the events (stamped now, of `event_type`; "" is the default type, always used
+        as history). Never retried by the channel. Without `event_ids`, on `Unavailable` they may
+        or may not have been stored and calling again may store them twice; with one id per
+        item (chosen by the caller, e.g. a UUID), calling again with the same ids stores each
+        event once, whichever gateway replica answers."""
+        if event_ids is not None and len(event_ids) != len(item_ids):
+            raise ValueError(f"{len(event_ids)} event_ids for {len(item_ids)} item_ids")
+        ids = event_ids if event_ids is not None else [""] * len(item_ids)
         now_ms = int(time.time() * 1000)
         request = pb.RecordEventsRequest(
             user_id=user_id,
             events=[
-                types_pb2.Event(item_id=i, timestamp_ms=now_ms, event_type=event_type)
-                for i in item_ids
+                types_pb2.Event(
+                    item_id=i, timestamp_ms=now_ms, event_type=event_type, event_id=event_id
+                )
+                for i, event_id in zip(item_ids, ids, strict=True)
             ],
         )
         return self._invoke(self._stub.RecordEvents, request, from_record, timeout_s)

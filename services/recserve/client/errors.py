@@ -6,7 +6,11 @@ plain grpc errors keeps working; `message` is the server's explanation (the stat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 
 class RecommenderError(grpc.RpcError):
@@ -26,7 +30,20 @@ class RecommenderError(grpc.RpcError):
 
 
 class InvalidArgument(RecommenderError):
-    """The request is malformed or names something the model does not know; fix the request."""
+    """The request is malformed or names something the model does not know; fix the request.
+
+    `field_violations` are the `google.rpc.BadRequest` field violations of the status (each
+    with `field`, e.g. "recent_item_ids", and `description`); empty when the server named none.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field_violations: Sequence[error_details_pb2.BadRequest.FieldViolation] = (),
+    ):
+        super().__init__(code, message)
+        self.field_violations = list(field_violations)
 
 
 class Unauthenticated(RecommenderError):
@@ -50,8 +67,8 @@ class Cancelled(RecommenderError):
     """The call was cancelled, e.g. by a server that stopped while it was in flight."""
 
 
+# INVALID_ARGUMENT is built by error_for, with its field violations.
 _BY_CODE: dict[grpc.StatusCode, type[RecommenderError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
@@ -63,4 +80,16 @@ _BY_CODE: dict[grpc.StatusCode, type[RecommenderError]] = {
 def error_for(call: grpc.Call) -> RecommenderError:
     """The typed error for a failed call (a sync `grpc.RpcError` or a `grpc.aio.AioRpcError`)."""
     code = call.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(code, call.details() or "", _field_violations(call))
     return _BY_CODE.get(code, RecommenderError)(code, call.details() or "")
+
+
+def _field_violations(call: grpc.Call) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    status = rpc_status.from_call(call)
+    violations: list[error_details_pb2.BadRequest.FieldViolation] = []
+    for detail in status.details if status is not None else ():
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            violations.extend(bad_request.field_violations)
+    return violations

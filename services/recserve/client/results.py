@@ -30,6 +30,8 @@ class Recommendations:
 class RecordedEvents:
     accepted: int
     unknown_item_ids: list[str]
+    # Events whose event_id the server already had (a retry): accepted, stored once.
+    duplicates: int = 0
 
 
 def degraded_reason(value: int) -> str:
@@ -61,4 +63,4 @@ def from_similar(response: pb.GetSimilarItemsResponse) -> Recommendations:
 
 
 def from_record(response: pb.RecordEventsResponse) -> RecordedEvents:
-    return RecordedEvents(response.accepted, list(response.unknown_item_ids))
+    return RecordedEvents(response.accepted, list(response.unknown_item_ids), response.duplicates)
