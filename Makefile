@@ -49,5 +49,5 @@ tune: bootstrap  ## sweep word2vec/query hyperparameters on the validation split
 bench-ann: bootstrap  ## ScaNN build/recall/latency at 1M x 64 (docs/training.md)
 	$(PY) -m recserve.training bench-ann --items 1000000 --dim 64
 
-fuzz: bootstrap  ## full bad-input campaign: 7 methods x 1,500 = 10,500 requests
+fuzz: bootstrap  ## full bad-input campaign: 10 methods x 1,500 = 15,000 requests
 	RECSERVE_FUZZ_EXAMPLES=1500 $(VENV)/bin/pytest -q tests/integration/test_fuzz.py

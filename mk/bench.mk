@@ -32,3 +32,29 @@ loadtest: bootstrap  ## locust, headless (LOCUST_USERS/RATE/DURATION; RECSERVE_T
 	RECSERVE_LOCUST_USERS=$(LOCUST_USERS) RECSERVE_LOCUST_RATE=$(LOCUST_RATE) \
 	  RECSERVE_LOCUST_DURATION=$(LOCUST_DURATION) $(VENV)/bin/locust -f loadtest/locustfile.py \
 	  --only-summary
+
+# Bench-only quality anchors (docs/training.md, "Anchors"): RecBole's BPR, GRU4Rec and SASRec on
+# the training pipeline's exact split, in their own venv (never a product dependency). Niced and
+# run one after the other; SASRec is capped (ANCHOR_EPOCHS_SASREC) and reported as a lower bound.
+ANCHORS_VENV ?= .venv-anchors
+ANCHORS_DIR ?= build/anchors
+ANCHOR_EPOCHS_BPR ?= 300
+ANCHOR_EPOCHS_GRU4REC ?= 60
+ANCHOR_EPOCHS_SASREC ?= 8
+ANCHOR_NICE ?= nice -n 19
+ANCHORS_PY = $(abspath $(ANCHORS_VENV))/bin/python
+
+.PHONY: anchors anchors-venv
+anchors-venv:  ## the anchors' own venv: recbole 1.2.1 --no-deps, numpy 1.26, CPU torch
+	test -x $(ANCHORS_PY) || python3 -m venv $(ANCHORS_VENV)
+	$(ANCHORS_PY) -m pip install -q torch==2.13.0 numpy==1.26.4 "pandas<2.3" "scipy<1.14" \
+	  "scikit-learn<1.6" colorlog colorama tensorboard texttable pyyaml thop tabulate plotly ray
+	$(ANCHORS_PY) -m pip install -q --no-deps recbole==1.2.1
+
+anchors: bootstrap  ## RecBole BPR/GRU4Rec/SASRec on our exact split (slow: ~1 h on 2 cores)
+	$(PY) -m tools.anchors.export_split --out $(ANCHORS_DIR)
+	cd $(ANCHORS_DIR) && for spec in BPR:$(ANCHOR_EPOCHS_BPR) GRU4Rec:$(ANCHOR_EPOCHS_GRU4REC) \
+	    SASRec:$(ANCHOR_EPOCHS_SASREC); do model=$${spec%%:*}; \
+	  $(ANCHOR_NICE) $(ANCHORS_PY) $(abspath tools/anchors/run_recbole.py) --data . \
+	    --model $$model --epochs $${spec##*:} --out $$model.json > $$model.log 2>&1 || exit 1; \
+	  done

@@ -71,6 +71,12 @@ class Simulator:
                     m.DEGRADED.labels(rng.choice(list(Degraded)).value).inc()
         for method in self.methods:
             m.RPC_IN_FLIGHT.labels(name, method).set(rng.randint(0, 4))
+        if self.gateway:
+            m.CATALOG_ITEMS.set(1682)
+            m.CATALOG_AVAILABLE_ITEMS.set(1682 - rng.randint(0, 20))
+            m.CATALOG_PROPAGATION.observe(rng.lognormvariate(-6.0, 0.5))
+            m.NEW_ITEM_FIRST_RECOMMENDATION.observe(rng.lognormvariate(3.0, 1.0))
+            m.COLD_START_SERVED.inc(rng.randint(0, 3))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

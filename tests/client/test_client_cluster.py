@@ -104,9 +104,9 @@ def test_cli_reads_the_target_from_the_environment(gateways: str, catalog: Catal
     ok = cli("recommend", "--user-id", users[0], "-k", "3")
     assert ok.returncode == 0, ok.stderr
     assert len(json.loads(ok.stdout)["items"]) == 3
-    bad = cli("recommend", "--user-id", users[0], "-k", "0")
+    bad = cli("recommend", "--user-id", users[0], "-k", "-1")
     assert bad.returncode == 1
-    assert "INVALID_ARGUMENT" in bad.stderr and "k=0" in bad.stderr
+    assert "INVALID_ARGUMENT" in bad.stderr and "k=-1" in bad.stderr
 
 
 # --- TLS and the bearer token ------------------------------------------------------------------

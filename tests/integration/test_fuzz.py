@@ -1,4 +1,4 @@
-"""Bad-input campaign (`make fuzz`: 7 methods x 1,500 = 10,500; `make test`: 300 per method) of generated and malformed requests against every service.
+"""Bad-input campaign (`make fuzz`: 10 methods x 1,500 = 15,000; `make test`: 300 per method) of generated and malformed requests against every service.
 Result must be: no INTERNAL/UNKNOWN, no dead process, invalid input named in the message."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from recserve.devstack import SERVICES, Stack
 from recserve.v1 import (
     candidates_pb2,
+    catalog_pb2,
     embedding_store_pb2,
     ranking_pb2,
     recommender_pb2,
@@ -78,6 +79,29 @@ REQUESTS: dict[tuple[str, str], st.SearchStrategy[Message]] = {
     ),
     ("gateway", "/recserve.v1.RecommenderService/GetSimilarItems"): st.builds(
         recommender_pb2.GetSimilarItemsRequest, item_id=ids, k=ints, exclude_item_ids=id_lists
+    ),
+    # The stack runs without auth, so writes reach validation and Redis.
+    ("gateway", "/recserve.v1.CatalogService/UpsertItems"): st.builds(
+        catalog_pb2.UpsertItemsRequest,
+        items=st.lists(
+            st.builds(
+                catalog_pb2.CatalogItem,
+                item_id=ids,
+                attributes=features,
+                numeric_attributes=st.dictionaries(ids, st.floats(), max_size=8),
+                available=st.none() | st.booleans(),
+                vector_source=st.integers(0, 3),
+                updated_at_ms=st.integers(-(2**63), 2**63 - 1),
+            ),
+            max_size=20,
+        )
+        | st.lists(st.builds(catalog_pb2.CatalogItem, item_id=ids), min_size=1000, max_size=1100),
+    ),
+    ("gateway", "/recserve.v1.CatalogService/SetAvailability"): st.builds(
+        catalog_pb2.SetAvailabilityRequest, item_ids=id_lists, available=st.booleans()
+    ),
+    ("gateway", "/recserve.v1.CatalogService/GetItems"): st.builds(
+        catalog_pb2.GetItemsRequest, item_ids=id_lists
     ),
     ("embedding_store", "/recserve.v1.EmbeddingStoreService/GetUserStates"): st.builds(
         embedding_store_pb2.GetUserStatesRequest,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +19,28 @@ from recserve.cluster import (
     wait_for_version,
 )
 from recserve.cluster.__main__ import main
-from recserve.cluster.ops import model_versions_from_metrics
 
-from .fake_kube import Call, FakeRest, api_client, default_cluster, fixture
+from .fake_kube import Call, FakePods, FakeRest, api_client, default_cluster, fixture
 
 NS = "/namespaces/recserve"
 
 
-def apis_for(fake: FakeRest) -> ClusterApis:
-    return ClusterApis.from_api_client(api_client(fake))
+@pytest.fixture
+def pods() -> Iterator[FakePods]:
+    pods = FakePods()
+    yield pods
+    pods.close()
 
 
-def test_status_reports_replicas_hpa_and_versions() -> None:
+def apis_for(fake: FakeRest, pods: FakePods | None = None) -> ClusterApis:
+    apis = ClusterApis.from_api_client(api_client(fake))
+    apis.dial = (pods or FakePods({})).dial
+    return apis
+
+
+def test_status_reports_replicas_hpa_and_versions(pods: FakePods) -> None:
     fake = default_cluster()
-    st = release_status(apis_for(fake), "recserve", "recserve")
+    st = release_status(apis_for(fake, pods), "recserve", "recserve")
 
     by = {s.name: s for s in st.services}
     assert set(by) == {"gateway", "embedding_store", "candidates", "ranking"}
@@ -46,12 +55,14 @@ def test_status_reports_replicas_hpa_and_versions() -> None:
     )
     metrics = {m.name: (m.current, m.target) for m in gw.metrics}
     assert metrics == {"recserve_requests_per_second": ("120", "139"), "cpu": ("81%", "60%")}
-    # candidates: one pod Pending (unschedulable), its metrics are not read
+    # candidates: one pod Pending (unschedulable), it is not asked
     cand = by["candidates"]
     assert cand.ready == 2 and [p.phase for p in cand.pods].count("Pending") == 1
-    assert all(p.model_versions == ["20250601-1000"] for p in cand.pods if p.phase == "Running")
+    running = [p for p in cand.pods if p.phase == "Running"]
+    assert [p.active_version for p in running] == ["20250601-1000"] * len(running)
+    assert all(p.model_versions == ["20250601-1000"] for p in running)
     # ranking: one pod still on the previous version
-    assert sorted(v for p in by["ranking"].pods for v in p.model_versions) == [
+    assert sorted(p.active_version or "" for p in by["ranking"].pods) == [
         "20250601-0900",
         "20250601-1000",
     ]
@@ -64,28 +75,37 @@ def test_status_reports_replicas_hpa_and_versions() -> None:
         == ["app.kubernetes.io/name=recserve,app.kubernetes.io/instance=recserve"]
         for c in list_calls
     )
-    # metrics were read through the API server pod proxy on the metrics port
-    proxied = [c.path for c in fake.calls if "/proxy/" in c.path]
-    assert len(proxied) == 10 and all(":9464/proxy/metrics" in p for p in proxied)
+    # each running serving pod was asked over a stream to its gRPC port, nothing else
+    assert sorted(pod for _, pod, _ in pods.dialed) == sorted(pods.versions)
+    assert {(ns, port) for ns, _, port in pods.dialed} == {("recserve", 50051)}
+    assert not [c for c in fake.calls if "/proxy/" in c.path]
 
 
-def test_status_survives_unreadable_pod_metrics() -> None:
-    fake = FakeRest().on("GET", f"/api/v1{NS}/pods/[^/]+/proxy/metrics", (403, {"kind": "Status"}))
-    default_cluster(fake)  # earlier routes win: every proxy call is forbidden
-    st = release_status(apis_for(fake), "recserve", "recserve")
-    running = [p for s in st.services for p in s.pods if p.phase == "Running"]
-    assert running and all(p.error == "metrics: HTTP 403 Forbidden" for p in running)
-
-
-def test_status_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_reports_pods_that_cannot_be_reached() -> None:
     fake = default_cluster()
-    assert main(["status", "-n", "recserve"], apis_factory=lambda _a: apis_for(fake)) == 0
+    pods = FakePods({"recserve-gateway-7d9f8c6b5-ax0z": "v1"})
+    try:
+        st = release_status(apis_for(fake, pods), "recserve", "recserve")
+    finally:
+        pods.close()
+    running = {p.name: p for s in st.services for p in s.pods if p.phase == "Running"}
+    reached = running.pop("recserve-gateway-7d9f8c6b5-ax0z")
+    assert (reached.active_version, reached.error) == ("v1", None)
+    assert running and all(
+        p.active_version is None and p.error == f"model info: pod {p.name} has no port 50051"
+        for p in running.values()
+    )
+
+
+def test_status_cli_text_and_json(capsys: pytest.CaptureFixture[str], pods: FakePods) -> None:
+    fake = default_cluster()
+    assert main(["status", "-n", "recserve"], apis_factory=lambda _a: apis_for(fake, pods)) == 0
     out = capsys.readouterr().out
     assert (
         "gateway" in out and "3/4/5/30" in out and "recserve_requests_per_second: 120 / 139" in out
     )
     assert "20250601-0900" in out and "Pending" in out
-    assert main(["status", "-o", "json"], apis_factory=lambda _a: apis_for(fake)) == 0
+    assert main(["status", "-o", "json"], apis_factory=lambda _a: apis_for(fake, pods)) == 0
     data = json.loads(capsys.readouterr().out)
     assert {s["name"] for s in data["services"]} == {
         "gateway",
@@ -185,12 +205,12 @@ def test_wait_for_job_complete_and_failed() -> None:
         wait_for_job(apis_for(fake), "recserve", "j", timeout_s=10, sleep=clock.sleep, clock=clock)
 
 
-def test_wait_for_version_names_lagging_pods() -> None:
+def test_wait_for_version_names_lagging_pods(pods: FakePods) -> None:
     clock = FakeClock()
     fake = default_cluster()
     with pytest.raises(RolloutError, match=r"recserve-ranking-7d9f8c6b5-bx1z"):
         wait_for_version(
-            apis_for(fake),
+            apis_for(fake, pods),
             "recserve",
             "recserve",
             "20250601-1000",
@@ -200,7 +220,7 @@ def test_wait_for_version_names_lagging_pods() -> None:
         )
     # restricted to services that are all on the version: returns at once
     st = wait_for_version(
-        apis_for(fake),
+        apis_for(fake, pods),
         "recserve",
         "recserve",
         "20250601-1000",
@@ -214,22 +234,15 @@ def test_wait_for_version_names_lagging_pods() -> None:
 
 def test_rollout_cli_wait(capsys: pytest.CaptureFixture[str]) -> None:
     fake = _rollout_cluster(["complete"])
-    # every pod reports the new version after the publish job
-    metrics = fixture("pod-metrics.json")
-    for k in metrics:
-        metrics[k] = metrics[k].replace("20250601-0900", "20250601-1000")
-    fake.routes.insert(
-        0,
-        (
-            "GET",
-            __import__("re").compile(rf"/api/v1{NS}/pods/([^/:]+):9464/proxy/metrics$"),
-            lambda c: (200, metrics[c.path.split("/pods/")[1].split(":")[0]]),
-        ),
-    )
-    rc = main(
-        ["rollout", "--version", "20250601-1000", "--wait", "--timeout", "30"],
-        apis_factory=lambda _a: apis_for(fake),
-    )
+    # every pod answers with the new version after the publish job
+    pods = FakePods({pod: "20250601-1000" for pod in FakePods().versions})
+    try:
+        rc = main(
+            ["rollout", "--version", "20250601-1000", "--wait", "--timeout", "30"],
+            apis_factory=lambda _a: apis_for(fake, pods),
+        )
+    finally:
+        pods.close()
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "job recserve-trainer-rollout-x7k2p created" in out and "complete" in out
@@ -239,15 +252,6 @@ def test_cli_reports_api_errors(capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeRest()  # nothing routed: every call is a 404
     assert main(["rollout", "--version", "v1"], apis_factory=lambda _a: apis_for(fake)) == 2
     assert "Kubernetes API error 404" in capsys.readouterr().err
-
-
-def test_model_versions_from_metrics_ignores_inactive_series() -> None:
-    text = (
-        "# TYPE recserve_model_info gauge\n"
-        'recserve_model_info{version="b"} 1.0\n'
-        'recserve_model_info{version="a"} 0.0\n'
-    )
-    assert model_versions_from_metrics(text) == ["b"]
 
 
 def test_cronjob_fixture_matches_the_chart() -> None:

@@ -76,6 +76,8 @@ def test_check_fails_when_a_service_is_not_scraped(setup: dc.ScrapeSetup) -> Non
         some = [t for t in targets if t.component != "ranking"]
         with dc.Prometheus(some, "recserve", setup) as prom:
             assert prom.wait_for(f"count(up == 1) == {len(some)}", 30)
+            # Every scraped target has two samples (rates exist), or its panels look empty too.
+            assert prom.wait_for(f"count(rate(process_cpu_seconds_total[1m])) == {len(some)}", 30)
             assert prom.wait_for("count(rate(recserve_rpc_total[1m]))", 30)
             queries = dc.dashboard_queries()
             report = dc.evaluate(prom, queries, "recserve")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ import redis.asyncio as aioredis
 from recserve.embedding_store.store import EmbeddingStore, UserStateQuery
 from recserve.model import Bundle, RedisLayout, load_bundle, publish_bundle, query_vector
 from recserve.model.bundle import write_bundle
+from recserve.model.events import AppendResult, UserEvent, decode_entry
 from recserve.model.redis_layout import text
 from recserve.runtime.errors import FailedPrecondition, InvalidArgument
 from recserve.vectors import encode_vector
@@ -173,17 +177,23 @@ async def test_query_vector_uses_only_the_last_history_length_items(
     )
 
 
+def events(item_ids: list[str], timestamps: list[int] | None = None) -> list[UserEvent]:
+    return [
+        UserEvent(i, t) for i, t in zip(item_ids, timestamps or [0] * len(item_ids), strict=True)
+    ]
+
+
 async def test_append_orders_by_timestamp_and_drops_unknown_items(
     store: EmbeddingStore, published: tuple[Bundle, Bundle], redis_client: redis.Redis
 ) -> None:
     meta = await store.meta("")
-    accepted, unknown = await store.append_events(
-        meta, "u2", ["item-7", "ghost", "item-3", "ghost"], [300, 100, 200, 400]
+    result = await store.append_events(
+        meta, "u2", events(["item-7", "ghost", "item-3", "ghost"], [300, 100, 200, 400])
     )
-    assert (accepted, unknown) == (2, ["ghost"])
+    assert result == AppendResult(2, ["ghost"], 0)
     assert stored_events(redis_client, "u2") == ["item-3", "item-7"]
     # Without timestamps: request order.
-    await store.append_events(meta, "u2", ["item-8", "item-4"], [])
+    await store.append_events(meta, "u2", events(["item-8", "item-4"]))
     assert stored_events(redis_client, "u2") == ["item-3", "item-7", "item-8", "item-4"]
 
 
@@ -192,10 +202,90 @@ async def test_history_is_capped_at_max_history(
 ) -> None:
     meta = await store.meta("")
     items = [f"item-{i}" for i in range(20, 30)]
-    assert await store.append_events(meta, "u1", items, []) == (10, [])
+    assert await store.append_events(meta, "u1", events(items)) == AppendResult(10, [], 0)
     assert stored_events(redis_client, "u1") == items[-MAX_HISTORY:]
     [state] = await store.user_states(meta, [UserStateQuery("u1", [])])
     assert state.history == items[-MAX_HISTORY:]
+
+
+async def test_an_event_id_is_stored_once_per_user_until_its_ttl(
+    redis_server: RedisServer, published: tuple[Bundle, Bundle], redis_client: redis.Redis
+) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    store = EmbeddingStore(client, LAYOUT, max_history=MAX_HISTORY, event_id_ttl_s=1)
+    meta = await store.meta("")
+    batch = [
+        UserEvent("item-5", event_id="e-1"),
+        UserEvent("item-6"),
+        UserEvent("ghost", 0, "", "e-9"),
+    ]
+    assert await store.append_events(meta, "u4", batch) == AppendResult(2, ["ghost"], 0)
+    # The retry: the event with an id is not stored again, the one without is.
+    assert await store.append_events(meta, "u4", batch) == AppendResult(2, ["ghost"], 1)
+    # The same id twice in one call, and the same id for another user.
+    twice = [UserEvent("item-7", 1, "", "e-2"), UserEvent("item-8", 2, "", "e-2")]
+    assert await store.append_events(meta, "u4", twice) == AppendResult(2, [], 1)
+    assert await store.append_events(meta, "u5", batch[:1]) == AppendResult(1, [], 0)
+    assert stored_events(redis_client, "u4") == ["item-5", "item-6", "item-6", "item-7"]
+    assert stored_events(redis_client, "u5") == ["item-5"]
+    # Only ids of stored events are remembered, each with the configured TTL.
+    assert redis_client.ttl(LAYOUT.user_event_id_key("u4", "e-1")) == 1
+    assert not redis_client.exists(LAYOUT.user_event_id_key("u4", "e-9"))
+    await asyncio.sleep(1.1)
+    assert await store.append_events(meta, "u4", batch[:1]) == AppendResult(1, [], 0)
+    await client.aclose()
+
+
+async def test_event_types_are_stored_and_only_history_types_are_history(
+    tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    contents = make_contents(2)
+    trained = dataclasses.replace(
+        contents, manifest={**contents.manifest, "data": {"event_types": ["click", "view"]}}
+    )
+    bundle = load_bundle(write_bundle(tmp_path, trained))
+    publish_bundle(redis_client, bundle, user_histories={"u6": ["item-1"]})
+    client = aioredis.Redis.from_url(redis_server.url)
+    by_training = EmbeddingStore(client, LAYOUT, max_history=MAX_HISTORY)
+    configured = EmbeddingStore(
+        client, LAYOUT, max_history=MAX_HISTORY, history_event_types=frozenset({"impression"})
+    )
+    meta = await by_training.meta("")
+    assert meta.history_types == {"", "click", "view"}
+    typed = [
+        UserEvent("item-2", 1, "view"),
+        UserEvent("item-3", 2, "impression"),
+        UserEvent("item-4", 3, ""),
+        UserEvent("item-5", 4, "click"),
+    ]
+    assert await by_training.append_events(meta, "u6", typed) == AppendResult(4, [], 0)
+    # Seeded and untyped events stay bare item ids; typed ones carry their type.
+    raw = redis_client.lrange(LAYOUT.user_events_key("u6"), 0, -1)[::-1]
+    assert [decode_entry(e) for e in raw] == [
+        ("item-1", ""),
+        ("item-2", "view"),
+        ("item-3", "impression"),
+        ("item-4", ""),
+        ("item-5", "click"),
+    ]
+    assert raw[0] == b"item-1" and raw[3] == b"item-4"
+    [state] = await by_training.user_states(meta, [UserStateQuery("u6", [])])
+    assert state.history == ["item-1", "item-2", "item-4", "item-5"]
+    [state] = await configured.user_states(await configured.meta(""), [UserStateQuery("u6", [])])
+    assert state.history == ["item-1", "item-3", "item-4"]
+    await client.aclose()
+
+
+async def test_a_version_published_without_event_types_uses_the_default_type_only(
+    store: EmbeddingStore, published: tuple[Bundle, Bundle], redis_client: redis.Redis
+) -> None:
+    meta = await store.meta("")
+    assert meta.history_types == {""}
+    redis_client.hdel(LAYOUT.meta_key(published[0].version), "event_types")
+    assert (await store.meta(published[0].version)).history_types == {""}
+    await store.append_events(meta, "u1", [UserEvent("item-3", 0, "view")])
+    [state] = await store.user_states(meta, [UserStateQuery("u1", [])])
+    assert state.history == ["item-1", "item-2"]
 
 
 async def test_user_states_read_at_most_max_history_events(
@@ -209,22 +299,28 @@ async def test_user_states_read_at_most_max_history_events(
 
 
 @pytest.mark.parametrize(
-    ("user_id", "items", "timestamps", "message"),
+    ("user_id", "batch", "message"),
     [
-        ("", ["item-1"], [], "user_id must not contain empty ids"),
-        ("u1", ["item-1", "item-2"], [5], "timestamps_ms has 1 entries for 2 item_ids"),
-        ("u1", ["x" * 300], [], "longer than 256 bytes"),
+        ("", [UserEvent("item-1")], "user_id must not contain empty ids"),
+        ("u1", [UserEvent("item-1"), UserEvent("x" * 300)], r"item_ids\[1\] has an id longer"),
+        ("u1", [UserEvent("item-1", -5)], r"timestamps_ms\[0\]=-5 must be >= 0"),
+        ("u1", [UserEvent("item-1", 0, "a b")], r"event_types\[0\] 'a b' may only contain"),
+        (
+            "u1",
+            [UserEvent("item-1"), UserEvent("item-2", 0, "", "e" * 129)],
+            r"event_ids\[1\] is 129",
+        ),
+        ("u1", [UserEvent("item-1", 0, "", "é")], r"event_ids\[0\] 'é' may only contain"),
     ],
 )
-async def test_append_rejects_bad_requests(
+async def test_append_rejects_bad_requests_writing_nothing(
     store: EmbeddingStore,
     published: tuple[Bundle, Bundle],
     redis_client: redis.Redis,
     user_id: str,
-    items: list[str],
-    timestamps: list[int],
+    batch: list[UserEvent],
     message: str,
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        await store.append_events(await store.meta(""), user_id, items, timestamps)
+        await store.append_events(await store.meta(""), user_id, batch)
     assert stored_events(redis_client, "u1") == ["item-1", "item-2"]

@@ -22,15 +22,20 @@ from recserve.gateway.domain import (
     UserState,
     VersionNotLoaded,
 )
+from recserve.gateway.finalize import FETCH_MARGIN
 from recserve.gateway.pipeline import Limits, Pipeline
+from recserve.model.events import AppendResult, UserEvent
+from recserve.model.filters import ItemFilter
 from recserve.runtime.errors import InvalidArgument, Unavailable
+from tests.availability.catalog import StaticCatalog
 
 POPULAR = ["p1", "p2", "p3", "p4", "p5"]
 
 
 class Models:
-    def __init__(self, versions: list[str]):
+    def __init__(self, versions: list[str], num_candidates: int = 3):
         self.versions = versions
+        self._num_candidates = num_candidates
 
     def serving_versions(self) -> list[str]:
         return self.versions
@@ -39,7 +44,7 @@ class Models:
         return POPULAR
 
     def num_candidates(self, version: str) -> int:
-        return 3
+        return self._num_candidates
 
 
 class Backends:
@@ -48,6 +53,7 @@ class Backends:
         self.loaded = {"v2", "v1"}
         self.seen_versions: list[tuple[str, str]] = []
         self.history = ["h1", "p1"]
+        self.requests: list[CandidateRequest | RankRequest] = []
 
     def _check(self, stage: str, version: str) -> None:
         self.seen_versions.append((stage, version))
@@ -67,19 +73,26 @@ class Backends:
         self, version: str, request: CandidateRequest, deadline: float
     ) -> CandidateList:
         self._check("candidates", version)
+        self.requests.append(request)
         assert request.exclude_item_ids[:2] == ["h1", "p1"] or request.item_id
         return CandidateList(["c1", "c2", "c3"], [1, 2, 3], [0.9, 0.8, 0.7], [])
 
     async def rank(self, version: str, request: RankRequest, deadline: float) -> list[ScoredItem]:
         self._check("ranking", version)
+        self.requests.append(request)
         assert request.features == {"age": "30", "device": "ios"}
-        return [ScoredItem("c3", 0.6, 0.7, 0.6), ScoredItem("c1", 0.5, 0.9, 0.5)][: request.k]
+        ranked = [
+            ScoredItem("c3", 0.6, 0.7, 0.6),
+            ScoredItem("c1", 0.5, 0.9, 0.5),
+            ScoredItem("c2", 0.4, 0.8, 0.4),
+        ]
+        return ranked[: request.k]
 
     async def append_events(
-        self, user_id: str, item_ids: Sequence[str], ts: Sequence[int], deadline: float
-    ) -> tuple[int, list[str]]:
+        self, user_id: str, events: Sequence[UserEvent], deadline: float
+    ) -> AppendResult:
         self._check("embedding_store", "v2")
-        return len(item_ids), []
+        return AppendResult(len(events), [], 0)
 
 
 LIMITS = Limits(
@@ -101,6 +114,20 @@ def query(**overrides: Any) -> RecommendQuery:
     return dataclasses.replace(BASE_QUERY, **overrides)
 
 
+def pipeline(
+    backends: Backends | None = None,
+    versions: tuple[str, ...] = ("v2",),
+    catalog: StaticCatalog | None = None,
+    num_candidates: int = 3,
+) -> Pipeline:
+    return Pipeline(
+        backends or Backends(),
+        Models(list(versions), num_candidates),
+        LIMITS,
+        catalog or StaticCatalog(),
+    )
+
+
 def run(pipeline: Pipeline, q: RecommendQuery) -> Recommendation:
     async def go() -> Recommendation:
         return await pipeline.recommend(q, asyncio.get_running_loop().time() + 0.2)
@@ -110,7 +137,7 @@ def run(pipeline: Pipeline, q: RecommendQuery) -> Recommendation:
 
 def test_full_path_returns_ranked_items() -> None:
     backends = Backends()
-    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())
+    result = run(pipeline(backends, ("v2", "v1")), query())
     assert [i.item_id for i in result.items] == ["c3", "c1"]
     assert result.model_version == "v2" and result.degraded is None
     assert {v for _, v in backends.seen_versions} == {"v2"}
@@ -127,7 +154,7 @@ def test_full_path_returns_ranked_items() -> None:
 def test_stage_failure_degrades(stage: str, reason: Degraded, items: list[str]) -> None:
     backends = Backends()
     backends.fail[stage] = StageUnavailable(f"{stage} down")
-    result = run(Pipeline(backends, Models(["v2"]), LIMITS), query())
+    result = run(pipeline(backends), query())
     assert result.degraded == reason
     assert [i.item_id for i in result.items] == items
     assert f"{stage} down" in result.degraded_detail
@@ -135,7 +162,7 @@ def test_stage_failure_degrades(stage: str, reason: Degraded, items: list[str]) 
 
 def test_cold_start_is_popular_minus_excluded() -> None:
     result = run(
-        Pipeline(Backends(), Models(["v2"]), LIMITS),
+        pipeline(),
         query(user_id="cold", exclude_item_ids=["p1"], k=3),
     )
     assert result.degraded == Degraded.COLD_START
@@ -146,7 +173,7 @@ def test_cold_start_is_popular_minus_excluded() -> None:
 def test_version_not_loaded_retries_whole_request_on_previous_version() -> None:
     backends = Backends()
     backends.loaded = {"v1"}
-    result = run(Pipeline(backends, Models(["v2", "v1"]), LIMITS), query())
+    result = run(pipeline(backends, ("v2", "v1")), query())
     assert result.model_version == "v1" and result.degraded is None
     # Every stage that answered did so for v1.
     assert backends.seen_versions[-3:] == [
@@ -169,9 +196,98 @@ def test_version_not_loaded_retries_whole_request_on_previous_version() -> None:
 )
 def test_invalid_requests(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        run(Pipeline(Backends(), Models(["v2"]), LIMITS), query(**overrides))
+        run(pipeline(), query(**overrides))
 
 
 def test_nothing_published_is_unavailable() -> None:
     with pytest.raises(Unavailable):
-        run(Pipeline(Backends(), Models([]), LIMITS), query())
+        run(pipeline(versions=()), query())
+
+
+def similar(p: Pipeline, item_id: str, k: int, filters: list[ItemFilter]) -> Recommendation:
+    async def go() -> Recommendation:
+        return await p.similar_items(
+            item_id, k, [], filters, asyncio.get_running_loop().time() + 0.2
+        )
+
+    return asyncio.run(go())
+
+
+# Per path: the failing stage (None: full pipeline) and the query; each answer would hold
+# "c1"/"p2" were it available.
+PATHS = [
+    pytest.param(None, "u1", id="full"),
+    pytest.param("ranking", "u1", id="ann-order"),
+    pytest.param("candidates", "u1", id="popular-candidates-down"),
+    pytest.param("embedding_store", "u1", id="popular-store-down"),
+    pytest.param(None, "cold", id="cold-start"),
+]
+
+
+@pytest.mark.parametrize(("stage", "user"), PATHS)
+def test_taken_down_items_are_absent_on_every_path(stage: str | None, user: str) -> None:
+    backends = Backends()
+    if stage:
+        backends.fail[stage] = StageUnavailable(f"{stage} down")
+    catalog = StaticCatalog(unavailable={"c1", "p2"})
+    result = run(pipeline(backends, catalog=catalog), query(user_id=user, k=2))
+    ids = [i.item_id for i in result.items]
+    assert len(ids) == 2 and not set(ids) & catalog.unavailable, ids
+
+
+@pytest.mark.parametrize(("stage", "user"), PATHS)
+def test_attribute_filters_hold_on_every_path(stage: str | None, user: str) -> None:
+    backends = Backends()
+    if stage:
+        backends.fail[stage] = StageUnavailable(f"{stage} down")
+    red = {"c2", "p3", "p5"}
+    catalog = StaticCatalog(
+        {i: {"color": "red" if i in red else "blue"} for i in [*POPULAR, "c1", "c2", "c3"]}
+    )
+    only_red = ItemFilter("color", frozenset({"red"}), exclude=False)
+    result = run(pipeline(backends, catalog=catalog), query(user_id=user, k=2, filters=[only_red]))
+    assert result.items and {i.item_id for i in result.items} <= red
+    assert "filters not applied" not in result.degraded_detail
+
+
+def test_backends_are_asked_for_more_than_k() -> None:
+    backends = Backends()
+    run(pipeline(backends), query(k=2))
+    candidates, ranking = backends.requests
+    assert isinstance(candidates, CandidateRequest) and isinstance(ranking, RankRequest)
+    # The version ranks 3 candidates, fewer than k plus the margin.
+    assert candidates.num_candidates == 2 + FETCH_MARGIN
+    assert ranking.k == 3  # every candidate that came back (fewer than k + margin)
+    backends.requests.clear()
+    run(pipeline(backends, num_candidates=40), query(k=2))
+    assert [r.num_candidates for r in backends.requests if isinstance(r, CandidateRequest)] == [40]
+
+
+def test_similar_items_drop_taken_down_and_filtered_neighbours() -> None:
+    backends = Backends()
+    catalog = StaticCatalog({"c2": {"color": "red"}, "c3": {"color": "red"}}, unavailable={"c3"})
+    result = similar(pipeline(backends, catalog=catalog, num_candidates=40), "c9", 2, [])
+    assert [i.item_id for i in result.items] == ["c1", "c2"]
+    only_red = ItemFilter("color", frozenset({"red"}), exclude=False)
+    result = similar(pipeline(backends, catalog=catalog, num_candidates=40), "c9", 2, [only_red])
+    assert [i.item_id for i in result.items] == ["c2"]
+    # With a filter the search goes as deep as a recommendation's candidate list.
+    assert [r.num_candidates for r in backends.requests if isinstance(r, CandidateRequest)] == [
+        2 + FETCH_MARGIN,
+        40,
+    ]
+
+
+def test_similar_items_fallback_filters_popular_items() -> None:
+    backends = Backends()
+    backends.fail["candidates"] = StageUnavailable("candidates down")
+    catalog = StaticCatalog(unavailable={"p1"})
+    result = similar(pipeline(backends, catalog=catalog), "p2", 2, [])
+    assert result.degraded == Degraded.CANDIDATES_UNAVAILABLE
+    assert [i.item_id for i in result.items] == ["p3", "p4"]
+
+
+def test_invalid_filter_names_the_field() -> None:
+    empty = ItemFilter("", frozenset({"x"}), exclude=False)
+    with pytest.raises(InvalidArgument, match=r"filters\[0\].feature"):
+        run(pipeline(), query(filters=[empty]))

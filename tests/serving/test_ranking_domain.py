@@ -8,7 +8,7 @@ import pytest
 from recserve.model import Bundle, load_bundle
 from recserve.model.bundle import write_bundle
 from recserve.model.filters import ItemFilter
-from recserve.ranking.rank import RankedItem, RankQuery, rank_queries
+from recserve.ranking.rank import RankedItem, RankQuery, history_indices, rank_queries
 from recserve.runtime.errors import InvalidArgument
 from tests.model.builders import make_contents
 
@@ -67,7 +67,7 @@ def test_top_k_by_ranker_score(bundle: Bundle) -> None:
 
 
 def test_ties_are_broken_by_item_index(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
-    def same_score(features: object, candidates: list[np.ndarray], ann: object) -> list[np.ndarray]:
+    def same_score(features: object, candidates: list[np.ndarray], *_: object) -> list[np.ndarray]:
         return [np.full(c.size, 0.5, dtype=np.float32) for c in candidates]
 
     monkeypatch.setattr(bundle.ranker, "score_batch", same_score)
@@ -139,3 +139,12 @@ def test_invalid_queries_name_the_offending_query(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
         rank_queries(bundle, [rank_query(), bad], max_k=MAX_K)
+
+
+def test_history_ids_become_indices_unknown_skipped_capped(bundle: Bundle) -> None:
+    ids = bundle.item_ids
+    got = history_indices(bundle, [ids[5], "no-such-item", ids[2]])
+    assert got.tolist() == [5, 2]
+    cap = bundle.ranker.encoder.spec.max_history
+    long = [ids[i % len(ids)] for i in range(cap + 7)]
+    assert history_indices(bundle, long).tolist() == [i % len(ids) for i in range(7, cap + 7)]

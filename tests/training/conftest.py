@@ -52,7 +52,9 @@ def variant(bundle: Bundle, root: Path, seed: int) -> Path:
         num_candidates=bundle.num_candidates,
         index=AnnIndex.build(vectors, AnnConfig()),
         ranker=Ranker(
-            FeatureEncoder(encoder.spec, bundle.item_features, bundle.popularity),
+            FeatureEncoder(
+                encoder.spec, bundle.item_features, bundle.popularity, encoder.item_state
+            ),
             bundle.ranker.weights,
             0.0,
         ),

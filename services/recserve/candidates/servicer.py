@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from recserve.candidates.availability import UnavailableItems
 from recserve.candidates.search import CandidateQuery, search
+from recserve.candidates.side_index import ColdStartItems
 from recserve.model import Bundle
 from recserve.runtime.errors import require_at_most
 from recserve.runtime.metrics import QUERIES
@@ -17,12 +19,16 @@ class CandidateServicer:
     def __init__(
         self,
         models: ModelRegistry[Bundle],
+        unavailable: UnavailableItems,
+        cold: ColdStartItems | None = None,
         *,
         max_candidates: int,
         max_queries: int,
         max_exclude: int,
     ):
         self._models = models
+        self._unavailable = unavailable
+        self._cold = cold
         self._max_candidates = max_candidates
         self._max_queries = max_queries
         self._max_exclude = max_exclude
@@ -46,14 +52,21 @@ class CandidateServicer:
                 for q in request.queries
             ],
             max_candidates=self._max_candidates,
+            unavailable=self._unavailable.of(version, bundle),
+            side=None if self._cold is None else self._cold.index(bundle),
         )
         item_ids = bundle.item_ids
         return pb.SearchCandidatesResponse(
             model_version=version,
             results=[
                 pb.CandidateList(
-                    item_ids=[item_ids[i] for i in r.item_indices],
-                    item_indices=r.item_indices,
+                    item_ids=[
+                        r.cold_item_ids.get(p) or item_ids[i] for p, i in enumerate(r.item_indices)
+                    ],
+                    item_indices=[max(i, 0) for i in r.item_indices],
+                    cold_start=[p in r.cold_item_ids for p in range(len(r.item_indices))]
+                    if r.cold_item_ids
+                    else [],
                     ann_scores=r.ann_scores,
                     unknown_item_ids=r.unknown_item_ids,
                 )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from kubernetes import client, config
 
 from recserve.cluster.ops import (
-    DEFAULT_METRICS_PORT,
+    DEFAULT_GRPC_PORT,
     ClusterApis,
     RolloutError,
     format_status,
@@ -37,13 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--release", default="recserve", help="Helm release name")
     common.add_argument("--context", help="kubeconfig context")
     common.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
-    common.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
+    common.add_argument(
+        "--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="pods' gRPC port (GetModelInfo)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     st = sub.add_parser("status", parents=[common], help="replicas, HPA, model version per pod")
     st.add_argument("-o", "--output", choices=["text", "json"], default="text")
     st.add_argument(
-        "--no-pod-metrics", action="store_true", help="skip reading /metrics through the pod proxy"
+        "--no-model-info",
+        action="store_true",
+        help="skip asking each pod GetModelInfo through a port-forward",
     )
 
     ro = sub.add_parser("rollout", parents=[common], help="make model version V active")
@@ -79,8 +83,8 @@ def main(
                 apis,
                 ns,
                 release,
-                metrics_port=args.metrics_port,
-                read_pod_metrics=not args.no_pod_metrics,
+                grpc_port=args.grpc_port,
+                read_model_info=not args.no_model_info,
             )
             if args.output == "json":
                 print(json.dumps(status.as_dict(), indent=2))
@@ -99,7 +103,7 @@ def main(
                     release,
                     args.version,
                     timeout_s=args.timeout,
-                    metrics_port=args.metrics_port,
+                    grpc_port=args.grpc_port,
                 )
                 print(format_status(status))
             return 0

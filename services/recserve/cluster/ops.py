@@ -7,16 +7,24 @@ code does not depend on how the chart composes object names.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import selectors
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
+from kubernetes.stream import portforward
+
+from recserve.v1 import model_info_pb2
+from recserve.v1.model_info_pb2_grpc import ModelInfoServiceStub
 
 DESIRED_VERSION_ANNOTATION = "recserve.io/desired-model-version"
 ROLLOUT_JOB_ANNOTATION = "recserve.io/last-rollout-job"
@@ -25,7 +33,11 @@ SERVICE_LABEL = "recserve.io/service"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 TRAINER_COMPONENT = "trainer"
 PUBLISH_CONTAINER = "publish"
-DEFAULT_METRICS_PORT = 9464
+DEFAULT_GRPC_PORT = 50051
+MODEL_INFO_TIMEOUT_S = 5.0
+
+# Opens a byte stream to a pod's port: (namespace, pod, port) -> a connected socket.
+Dial = Callable[[str, str, int], socket.socket]
 
 
 class RolloutError(RuntimeError):
@@ -40,6 +52,8 @@ class ClusterApis:
     apps: client.AppsV1Api
     batch: client.BatchV1Api
     autoscaling: client.AutoscalingV2Api
+    # How pods' gRPC ports are reached; None: the API server's port-forward.
+    dial: Dial | None = None
 
     @classmethod
     def from_api_client(cls, api_client: client.ApiClient) -> ClusterApis:
@@ -53,6 +67,17 @@ class ClusterApis:
     @property
     def api_client(self) -> client.ApiClient:
         return self.core.api_client
+
+    def dial_pod(self, namespace: str, pod: str, port: int) -> socket.socket:
+        if self.dial is not None:
+            return self.dial(namespace, pod, port)
+        # pods/portforward (create): the kubelet connects to the port inside the pod's network
+        # namespace, so neither NetworkPolicies nor the Service are in the way.
+        forward = portforward(
+            self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)
+        )
+        sock: socket.socket = forward.socket(port)
+        return sock
 
 
 def release_selector(release: str, component: str | None = None) -> str:
@@ -80,7 +105,9 @@ class PodStatus:
     phase: str
     ready: bool
     node: str | None
-    model_versions: list[str]
+    # From the pod's GetModelInfo: the version it answers with, and all it has loaded.
+    active_version: str | None = None
+    model_versions: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -107,7 +134,8 @@ class ReleaseStatus:
     services: list[ServiceStatus]
 
     def versions(self) -> set[str]:
-        return {v for s in self.services for p in s.pods for v in p.model_versions}
+        """The active versions of the pods."""
+        return {p.active_version for s in self.services for p in s.pods if p.active_version}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,18 +182,6 @@ def _metric_current(status: Any) -> tuple[str, str]:
     return name, str(c.average_value if c.average_value is not None else c.value)
 
 
-def model_versions_from_metrics(text: str) -> list[str]:
-    """Versions a pod reports through ``recserve_model_info{version} 1``."""
-    versions: set[str] = set()
-    for family in text_string_to_metric_families(text):
-        if family.name != "recserve_model_info":
-            continue
-        for sample in family.samples:
-            if sample.value == 1 and sample.labels.get("version"):
-                versions.add(sample.labels["version"])
-    return sorted(versions)
-
-
 def _pod_ready(pod: Any) -> bool:
     for cond in (pod.status.conditions or []) if pod.status else []:
         if cond.type == "Ready":
@@ -173,14 +189,89 @@ def _pod_ready(pod: Any) -> bool:
     return False
 
 
-def pod_model_versions(
-    apis: ClusterApis, namespace: str, pod_name: str, metrics_port: int = DEFAULT_METRICS_PORT
-) -> list[str]:
-    """Read /metrics of one pod through the API server's pod proxy."""
-    text = apis.core.connect_get_namespaced_pod_proxy_with_path(
-        f"{pod_name}:{metrics_port}", namespace, "metrics", _request_timeout=5
-    )
-    return model_versions_from_metrics(text if isinstance(text, str) else str(text))
+@dataclass
+class Forward:
+    """A local address whose connections reach a pod's port; `failures` holds why opening the
+    stream to the pod failed, per connection that could not be forwarded."""
+
+    address: str
+    failures: list[Exception] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def forwarded(apis: ClusterApis, namespace: str, pod: str, port: int) -> Iterator[Forward]:
+    """Forwards connections to 127.0.0.1:<ephemeral> to `pod`:`port` through `apis.dial_pod`,
+    one stream per connection, as `kubectl port-forward` does: gRPC needs a TCP address, the
+    port-forward gives a socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    forward = Forward(f"127.0.0.1:{listener.getsockname()[1]}")
+
+    def accept() -> None:
+        while True:
+            try:
+                local, _ = listener.accept()
+            except OSError:  # the listener was closed
+                return
+            threading.Thread(
+                target=_splice_to_pod,
+                args=(apis, namespace, pod, port, local, forward.failures),
+                daemon=True,
+            ).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield forward
+    finally:
+        listener.close()
+
+
+def _splice_to_pod(
+    apis: ClusterApis,
+    namespace: str,
+    pod: str,
+    port: int,
+    local: socket.socket,
+    failures: list[Exception],
+) -> None:
+    """Copies bytes both ways between `local` and a new stream to the pod until one side ends."""
+    with local:
+        try:
+            remote = apis.dial_pod(namespace, pod, port)
+        except Exception as e:  # the client sees the connection close: UNAVAILABLE
+            failures.append(e)
+            return
+        with remote, selectors.DefaultSelector() as selector:
+            selector.register(local, selectors.EVENT_READ, remote)
+            selector.register(remote, selectors.EVENT_READ, local)
+            while True:
+                for key, _ in selector.select():
+                    try:
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if not data:
+                            return
+                        key.data.sendall(data)
+                    except OSError:
+                        return
+
+
+def pod_model_info(
+    apis: ClusterApis, namespace: str, pod: str, grpc_port: int = DEFAULT_GRPC_PORT
+) -> model_info_pb2.GetModelInfoResponse:
+    """GetModelInfo of one pod, over a port-forward to its gRPC port (plaintext: servers with
+    RECSERVE_TLS_* set are not supported here). Raises the port-forward's error when the pod
+    could not be reached, grpc.RpcError when it did not answer."""
+    with forwarded(apis, namespace, pod, grpc_port) as forward:
+        with grpc.insecure_channel(forward.address) as channel:
+            stub = ModelInfoServiceStub(channel)
+            try:
+                response: model_info_pb2.GetModelInfoResponse = stub.GetModelInfo(
+                    model_info_pb2.GetModelInfoRequest(), timeout=MODEL_INFO_TIMEOUT_S
+                )
+            except grpc.RpcError:
+                if forward.failures:
+                    raise forward.failures[-1] from None
+                raise
+        return response
 
 
 def release_status(
@@ -188,9 +279,11 @@ def release_status(
     namespace: str,
     release: str,
     *,
-    metrics_port: int = DEFAULT_METRICS_PORT,
-    read_pod_metrics: bool = True,
+    grpc_port: int = DEFAULT_GRPC_PORT,
+    read_model_info: bool = True,
 ) -> ReleaseStatus:
+    """Replicas and HPA per service; per running serving pod, its GetModelInfo (an error per
+    pod that cannot be asked, the rest is still reported)."""
     selector = release_selector(release)
     # Any: the client's models type every field Optional; the API server fills these.
     deployments: list[Any] = apis.apps.list_namespaced_deployment(
@@ -241,15 +334,19 @@ def release_status(
             phase=pod.status.phase if pod.status else "Unknown",
             ready=_pod_ready(pod),
             node=pod.spec.node_name if pod.spec else None,
-            model_versions=[],
         )
-        if read_pod_metrics and ps.phase == "Running":
+        if read_model_info and ps.phase == "Running":
             try:
-                ps.model_versions = pod_model_versions(apis, namespace, ps.name, metrics_port)
+                info = pod_model_info(apis, namespace, ps.name, grpc_port)
             except ApiException as e:
-                ps.error = f"metrics: HTTP {e.status} {e.reason}"
-            except Exception as e:  # connection errors, parse errors: report, keep going
-                ps.error = f"metrics: {e}"
+                ps.error = f"model info: HTTP {e.status} {e.reason}"
+            except grpc.RpcError as e:
+                ps.error = f"model info: {e.code().name} {e.details()}"
+            except Exception as e:  # a port-forward that failed otherwise: report, keep going
+                ps.error = f"model info: {e}"
+            else:
+                ps.active_version = info.active_version or None
+                ps.model_versions = list(info.loaded_versions)
         by_service[svc_name].pods.append(ps)
 
     desired = None
@@ -278,11 +375,12 @@ def format_status(status: ReleaseStatus) -> str:
         rows.append((s.name, f"{s.ready}/{s.desired}", hpa, metrics or "-"))
     lines += _table(rows)
     lines.append("")
-    rows = [("POD", "SERVICE", "PHASE", "READY", "MODEL VERSION")]
+    rows = [("POD", "SERVICE", "PHASE", "READY", "MODEL VERSION", "LOADED")]
     for s in status.services:
         for p in s.pods:
-            version = ",".join(p.model_versions) or (p.error or "-")
-            rows.append((p.name, p.service, p.phase, "yes" if p.ready else "no", version))
+            version = p.active_version or p.error or "-"
+            loaded = ",".join(p.model_versions) or "-"
+            rows.append((p.name, p.service, p.phase, "yes" if p.ready else "no", version, loaded))
     lines += _table(rows)
     return "\n".join(lines)
 
@@ -444,15 +542,15 @@ def wait_for_version(
     timeout_s: float,
     services: Iterable[str] | None = None,
     poll_s: float = 2.0,
-    metrics_port: int = DEFAULT_METRICS_PORT,
+    grpc_port: int = DEFAULT_GRPC_PORT,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReleaseStatus:
-    """Wait until every running pod of ``services`` (default: all) reports ``version``."""
+    """Wait until every running pod of ``services`` (default: all) answers with ``version``."""
     wanted = set(services) if services is not None else None
     deadline = clock() + timeout_s
     while True:
-        status = release_status(apis, namespace, release, metrics_port=metrics_port)
+        status = release_status(apis, namespace, release, grpc_port=grpc_port)
         pods = [
             p
             for s in status.services
@@ -460,7 +558,7 @@ def wait_for_version(
             for p in s.pods
             if p.phase == "Running"
         ]
-        lagging = [p.name for p in pods if p.model_versions != [version]]
+        lagging = [p.name for p in pods if p.active_version != version]
         if pods and not lagging:
             return status
         if clock() >= deadline:

@@ -147,7 +147,11 @@ class Stack:
         return int(path.read_text()) if path.exists() else None
 
     def service_env(self, service: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        """The caller's environment (OTEL_* included: tracing is set up the same way for every
+        service) with the stack's RECSERVE_* settings and `extra` on top. OTEL_SERVICE_NAME is
+        left out unless `extra` sets it: each service names itself (recserve-<service>), and
+        one name for all four would merge them in a trace view."""
+        env = {k: v for k, v in os.environ.items() if k != "OTEL_SERVICE_NAME"}
         env.update(
             {
                 "RECSERVE_HOST": "127.0.0.1",

@@ -1,4 +1,4 @@
-"""Wiring: config → Redis → store → servicer → server."""
+"""Wiring: config → Redis → store → servicer (+ GetModelInfo) → server."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from recserve.model import RedisLayout
 from recserve.model.redis_layout import text
 from recserve.runtime import redis_client
 from recserve.runtime.bootstrap import run_service
+from recserve.runtime.model_info import add_published_meta, model_info_service, registry_info
 from recserve.runtime.model_watch import ModelRegistry, ModelWatcher
 from recserve.runtime.server import ServiceRunner, serve
+from recserve.v1 import model_info_pb2
 
 # Items whose vectors are read back to accept a version.
 VERIFY_SAMPLE = 8
@@ -43,14 +45,24 @@ async def verify_version(
 async def _main(config: EmbeddingStoreConfig) -> None:
     client = redis_client.connect(config.redis)
     layout = RedisLayout()
-    store = EmbeddingStore(client, layout, max_history=config.max_history)
+    store = EmbeddingStore(
+        client,
+        layout,
+        max_history=config.max_history,
+        history_event_types=config.history_event_types,
+        event_id_ttl_s=config.event_id_ttl_s,
+    )
     servicer = EmbeddingStoreServicer(store, max_batch_items=config.max_batch_items)
+    registry: ModelRegistry[VersionMeta] = ModelRegistry(keep=1)
+
+    async def describe() -> model_info_pb2.GetModelInfoResponse:
+        return await add_published_meta(registry_info("embedding_store", registry), client, layout)
 
     async def on_start(runner: ServiceRunner) -> None:
         # Redis state is the model here: requests read it directly, so following the active
         # version verifies it is servable, reports it in the metrics and sets readiness.
         watcher: ModelWatcher[VersionMeta] = ModelWatcher(
-            ModelRegistry(keep=1),
+            registry,
             store.active_version,
             lambda version: verify_version(client, store, layout, version),
             poll_interval_s=config.model_poll_interval_s,
@@ -58,7 +70,8 @@ async def _main(config: EmbeddingStoreConfig) -> None:
         )
         await watcher.run()
 
-    await serve(config.server, [servicer.service()], on_start=on_start, on_stop=client.aclose)
+    services = [servicer.service(), model_info_service(describe)]
+    await serve(config.server, services, on_start=on_start, on_stop=client.aclose)
 
 
 def main() -> None:

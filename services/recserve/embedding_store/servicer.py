@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recserve.embedding_store.store import EmbeddingStore, UserStateQuery
+from recserve.model.events import UserEvent
 from recserve.runtime.errors import InvalidArgument, require_at_most
 from recserve.runtime.ids import require_ids
 from recserve.runtime.metrics import QUERIES
@@ -89,11 +90,31 @@ class EmbeddingStoreServicer:
         self, request: pb.AppendUserEventsRequest, _: RpcContext
     ) -> pb.AppendUserEventsResponse:
         require_at_most(len(request.item_ids), self._max_batch_items, "item_ids")
+        n = len(request.item_ids)
+        # Parallel to item_ids; an empty list means every event has the field's default.
+        timestamps = list(request.timestamps_ms) or [0] * n
+        types = list(request.event_types) or [""] * n
+        ids = list(request.event_ids) or [""] * n
+        for name, values in (
+            ("timestamps_ms", timestamps),
+            ("event_types", types),
+            ("event_ids", ids),
+        ):
+            if len(values) != n:
+                raise InvalidArgument(
+                    f"{name} has {len(values)} entries for {n} item_ids", field=name
+                )
+        events = [
+            UserEvent(*event)
+            for event in zip(request.item_ids, timestamps, types, ids, strict=True)
+        ]
         meta = await self._store.meta("")
-        accepted, unknown = await self._store.append_events(
-            meta, request.user_id, list(request.item_ids), list(request.timestamps_ms)
+        result = await self._store.append_events(meta, request.user_id, events)
+        return pb.AppendUserEventsResponse(
+            accepted=result.accepted,
+            unknown_item_ids=result.unknown_item_ids,
+            duplicates=result.duplicates,
         )
-        return pb.AppendUserEventsResponse(accepted=accepted, unknown_item_ids=unknown)
 
     def service(self) -> Service:
         return Service(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from recserve.catalog import CatalogStore
+from recserve.catalog.view import follow
 from recserve.gateway.backends import GrpcBackends, channel_options
+from recserve.gateway.catalog_servicer import CatalogServicer
 from recserve.gateway.config import GatewayConfig
 from recserve.gateway.models import ModelTracker
 from recserve.gateway.pipeline import Limits, Pipeline
@@ -12,6 +15,7 @@ from recserve.gateway.servicer import RecommenderServicer
 from recserve.model import RedisLayout
 from recserve.runtime import redis_client
 from recserve.runtime.bootstrap import run_service
+from recserve.runtime.model_info import add_published_meta, model_info_service, versions_info
 from recserve.runtime.server import ServiceRunner, serve
 
 
@@ -50,6 +54,8 @@ async def _main(config: GatewayConfig) -> None:
     models = ModelTracker(
         client, RedisLayout(), backends.probe, poll_interval_s=config.model_poll_interval_s
     )
+    # Every answer is finalized against this copy of the live catalog (availability, attributes).
+    catalog = follow(config.redis)
     pipeline = Pipeline(
         backends,
         models,
@@ -61,6 +67,7 @@ async def _main(config: GatewayConfig) -> None:
             num_candidates=config.num_candidates,
             reserve_s=min(0.01, config.request_budget_ms / 1000 / 10),
         ),
+        catalog,
     )
     servicer = RecommenderServicer(
         pipeline,
@@ -73,14 +80,34 @@ async def _main(config: GatewayConfig) -> None:
         async def ready() -> None:
             await runner.set_ready(True)
 
+        await catalog.start()
         await models.run(ready)
 
     async def on_stop() -> None:
+        await catalog.stop()
         for channel in channels:
             await channel.close()
         await client.aclose()
 
-    await serve(config.server, [servicer.service()], on_start=on_start, on_stop=on_stop)
+    info = model_info_service(
+        lambda: add_published_meta(
+            versions_info("gateway", models.serving_versions()), client, RedisLayout()
+        )
+    )
+    catalog_service = CatalogServicer(
+        CatalogStore(client, limits=config.catalog),
+        client,
+        RedisLayout(),
+        lambda: next(iter(models.serving_versions()), None),
+        auth_token=config.auth_token,
+        admin_token=config.admin_token,
+    )
+    await serve(
+        config.server,
+        [servicer.service(), catalog_service.service(), info],
+        on_start=on_start,
+        on_stop=on_stop,
+    )
 
 
 def main() -> None:

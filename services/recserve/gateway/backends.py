@@ -10,7 +10,7 @@ import grpc
 
 from recserve.client.options import channel_options as client_channel_options
 from recserve.client.options import service_config
-from recserve.gateway.batcher import AdaptiveBatcher, BatchRejected, DeadlineExceeded
+from recserve.gateway.batcher import AdaptiveBatcher, BatchRejected, DeadlineExceeded, SendBatch
 from recserve.gateway.domain import (
     CandidateList,
     CandidateRequest,
@@ -20,15 +20,20 @@ from recserve.gateway.domain import (
     UserState,
     VersionNotLoaded,
 )
-from recserve.model.filters import ItemFilter
+from recserve.model.events import AppendResult, UserEvent
+from recserve.runtime import tracing
 from recserve.runtime.errors import ResourceExhausted
-from recserve.v1 import candidates_pb2, embedding_store_pb2, ranking_pb2, types_pb2
+from recserve.v1 import candidates_pb2, embedding_store_pb2, ranking_pb2
 from recserve.v1.candidates_pb2_grpc import CandidateServiceStub
 from recserve.v1.embedding_store_pb2_grpc import EmbeddingStoreServiceStub
 from recserve.v1.ranking_pb2_grpc import RankingServiceStub
 
 QueryT = TypeVar("QueryT")
 ResultT = TypeVar("ResultT")
+
+_STORE = "recserve.v1.EmbeddingStoreService"
+_CANDIDATES = "recserve.v1.CandidateService"
+_RANKING = "recserve.v1.RankingService"
 
 # Idempotent reads only; AppendUserEvents is not retried (a retry could store events twice).
 _RETRYABLE = [
@@ -54,13 +59,6 @@ def _stage_error(stage: str, exc: grpc.aio.AioRpcError) -> Exception:
     return StageUnavailable(f"{stage}: {code.name} {exc.details() or ''}".strip())
 
 
-def _filters(filters: Sequence[ItemFilter]) -> list[types_pb2.ItemFilter]:
-    return [
-        types_pb2.ItemFilter(feature=f.feature, any_of=sorted(f.any_of), exclude=f.exclude)
-        for f in filters
-    ]
-
-
 class GrpcBackends:
     def __init__(
         self,
@@ -75,15 +73,31 @@ class GrpcBackends:
         self._store = EmbeddingStoreServiceStub(embedding_store)
         self._candidates = CandidateServiceStub(candidates)
         self._ranking = RankingServiceStub(ranking)
-        limits = {"max_batch": max_batch, "max_in_flight": max_in_flight, "max_queued": max_queued}
+        self._tracer = tracing.tracer()
+        self._limits = {
+            "max_batch": max_batch, "max_in_flight": max_in_flight, "max_queued": max_queued,
+        }  # fmt: skip
         self._state_batcher: AdaptiveBatcher[str, embedding_store_pb2.UserStateQuery, UserState] = (
-            AdaptiveBatcher(self._send_user_states, stage="embedding_store", **limits)
+            self._batcher(self._send_user_states, "embedding_store", _STORE, "GetUserStates")
         )
         self._candidate_batcher: AdaptiveBatcher[
             str, candidates_pb2.CandidateQuery, CandidateList
-        ] = AdaptiveBatcher(self._send_candidates, stage="candidates", **limits)
+        ] = self._batcher(self._send_candidates, "candidates", _CANDIDATES, "SearchCandidates")
         self._rank_batcher: AdaptiveBatcher[str, ranking_pb2.RankQuery, list[ScoredItem]] = (
-            AdaptiveBatcher(self._send_rank, stage="ranking", **limits)
+            self._batcher(self._send_rank, "ranking", _RANKING, "RankCandidates")
+        )
+
+    def _batcher(
+        self, send: SendBatch[str, QueryT, ResultT], stage: str, service: str, method: str
+    ) -> AdaptiveBatcher[str, QueryT, ResultT]:
+        """A batcher for one stage, tracing each batch as one client call of `service/method`."""
+        return AdaptiveBatcher(
+            send,
+            stage=stage,
+            **self._limits,
+            tracer=self._tracer,
+            span_name=f"{service}/{method}",
+            span_attributes=tracing.rpc_attributes(service, method),
         )
 
     async def _submit(
@@ -109,7 +123,8 @@ class GrpcBackends:
         self, version: str, queries: list[embedding_store_pb2.UserStateQuery], timeout: float
     ) -> list[UserState]:
         try:
-            response = await self._store.GetUserStates(
+            response = await tracing.call(
+                self._store.GetUserStates,
                 embedding_store_pb2.GetUserStatesRequest(model_version=version, queries=queries),
                 timeout=timeout,
             )
@@ -135,14 +150,17 @@ class GrpcBackends:
         self, version: str, queries: list[candidates_pb2.CandidateQuery], timeout: float
     ) -> list[CandidateList]:
         try:
-            response = await self._candidates.SearchCandidates(
+            response = await tracing.call(
+                self._candidates.SearchCandidates,
                 candidates_pb2.SearchCandidatesRequest(model_version=version, queries=queries),
                 timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
             raise _stage_error("candidates", exc) from None
         return [
-            CandidateList(r.item_ids, r.item_indices, r.ann_scores, r.unknown_item_ids)
+            CandidateList(
+                r.item_ids, r.item_indices, r.ann_scores, r.unknown_item_ids, r.cold_start
+            )
             for r in response.results
         ]
 
@@ -151,8 +169,8 @@ class GrpcBackends:
             features=request.features,
             item_indices=request.item_indices,
             ann_scores=request.ann_scores,
-            filters=_filters(request.filters),
             k=request.k,
+            history_item_ids=request.history_item_ids,
         )
         return await self._submit(self._rank_batcher, "ranking", version, query, deadline)
 
@@ -160,7 +178,8 @@ class GrpcBackends:
         self, version: str, queries: list[ranking_pb2.RankQuery], timeout: float
     ) -> list[list[ScoredItem]]:
         try:
-            response = await self._ranking.RankCandidates(
+            response = await tracing.call(
+                self._ranking.RankCandidates,
                 ranking_pb2.RankCandidatesRequest(model_version=version, queries=queries),
                 timeout=timeout,
             )
@@ -172,19 +191,25 @@ class GrpcBackends:
         ]
 
     async def append_events(
-        self, user_id: str, item_ids: Sequence[str], timestamps_ms: Sequence[int], deadline: float
-    ) -> tuple[int, list[str]]:
+        self, user_id: str, events: Sequence[UserEvent], deadline: float
+    ) -> AppendResult:
         timeout = deadline - asyncio.get_running_loop().time()
         try:
-            response = await self._store.AppendUserEvents(
-                embedding_store_pb2.AppendUserEventsRequest(
-                    user_id=user_id, item_ids=item_ids, timestamps_ms=timestamps_ms
-                ),
-                timeout=max(timeout, 0.001),
-            )
+            with tracing.client_span(self._tracer, _STORE, "AppendUserEvents"):
+                response = await tracing.call(
+                    self._store.AppendUserEvents,
+                    embedding_store_pb2.AppendUserEventsRequest(
+                        user_id=user_id,
+                        item_ids=[e.item_id for e in events],
+                        timestamps_ms=[e.timestamp_ms for e in events],
+                        event_types=[e.event_type for e in events],
+                        event_ids=[e.event_id for e in events],
+                    ),
+                    timeout=max(timeout, 0.001),
+                )
         except grpc.aio.AioRpcError as exc:
             raise StageUnavailable(f"embedding_store: {exc.code().name} {exc.details()}") from None
-        return response.accepted, list(response.unknown_item_ids)
+        return AppendResult(response.accepted, list(response.unknown_item_ids), response.duplicates)
 
     async def probe(self, version: str) -> bool:
         """True when candidates and ranking both have `version` loaded (empty batched calls)."""

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from recserve.catalog.types import CatalogLimits
 from recserve.runtime.config import ConfigError, Env, RedisConfig, ServerConfig
 
 
@@ -28,6 +29,9 @@ class GatewayConfig:
     # Client certificate for mTLS to the backends (their RECSERVE_TLS_CA_FILE set).
     backend_tls_cert_file: str | None = None
     backend_tls_key_file: str | None = None
+    # Bearer token for catalog writes (UpsertItems, SetAvailability); it also allows reads.
+    admin_token: str | None = None
+    catalog: CatalogLimits = field(default_factory=CatalogLimits)
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
@@ -40,6 +44,12 @@ class GatewayConfig:
         if backend_cert is not None and env.optional_string("BACKEND_TLS_CA_FILE") is None:
             raise ConfigError(
                 "RECSERVE_BACKEND_TLS_CERT_FILE needs RECSERVE_BACKEND_TLS_CA_FILE (TLS to the backends)"
+            )
+        auth_token = env.optional_string("AUTH_TOKEN")
+        admin_token = env.optional_string("ADMIN_TOKEN")
+        if admin_token is not None and admin_token == auth_token:
+            raise ConfigError(
+                "RECSERVE_ADMIN_TOKEN must differ from RECSERVE_AUTH_TOKEN (it allows catalog writes)"
             )
         return cls(
             server=ServerConfig.from_env(env),
@@ -64,9 +74,18 @@ class GatewayConfig:
             max_in_flight_requests=env.integer(
                 "MAX_IN_FLIGHT_REQUESTS", 64, min_value=0, max_value=1_000_000
             ),
-            auth_token=env.optional_string("AUTH_TOKEN"),
+            auth_token=auth_token,
             backend_tls_ca_file=env.optional_string("BACKEND_TLS_CA_FILE"),
             model_poll_interval_s=env.number("MODEL_POLL_INTERVAL_S", 2.0, min_value=0.05),
             backend_tls_cert_file=backend_cert,
             backend_tls_key_file=backend_key,
+            admin_token=admin_token,
+            catalog=CatalogLimits(
+                max_items_per_call=env.integer(
+                    "MAX_CATALOG_ITEMS_PER_CALL", 1000, min_value=1, max_value=10_000
+                ),
+                max_attributes_per_item=env.integer(
+                    "MAX_CATALOG_ATTRIBUTES_PER_ITEM", 64, min_value=1, max_value=1000
+                ),
+            ),
         )

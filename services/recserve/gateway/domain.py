@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from recserve.items import ScoredItem
+from recserve.model.events import AppendResult, UserEvent
 from recserve.model.filters import ItemFilter
+from recserve.model.objectives import Boost, Diversity
 
 
 class Degraded(enum.Enum):
@@ -34,6 +36,8 @@ class RecommendQuery:
     k: int
     exclude_item_ids: Sequence[str]
     filters: Sequence[ItemFilter]
+    boosts: Sequence[Boost] = ()
+    diversity: Diversity | None = None
 
 
 @dataclass
@@ -67,6 +71,8 @@ class CandidateList:
     item_indices: Sequence[int]
     ann_scores: Sequence[float]
     unknown_item_ids: Sequence[str]
+    # Parallel to item_ids (empty = none): cold-start items, whose item index means nothing.
+    cold_start: Sequence[bool] = ()
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,23 @@ class RankRequest:
     features: Mapping[str, str]
     item_indices: Sequence[int]
     ann_scores: Sequence[float]
-    filters: Sequence[ItemFilter]
     k: int
+    # The user's known item ids, oldest first (the ranker's history features).
+    history_item_ids: Sequence[str] = ()
+
+
+class CatalogLookup(Protocol):
+    """The live catalog as the gateway reads it (`recserve.catalog.view.CatalogView`)."""
+
+    def is_available(self, item_id: str) -> bool:
+        """False once the item is taken down; an id the catalog does not know is available."""
+
+    def attributes(self, item_id: str) -> Mapping[str, str]: ...
+
+    def numeric(self, item_id: str) -> Mapping[str, float]: ...
+
+    def take_new_item_written_at(self, item_id: str) -> float | None:
+        """Upsert time of an item new since the catalog copy loaded, once; else None."""
 
 
 class ModelVersions(Protocol):
@@ -108,5 +129,5 @@ class Backends(Protocol):
     ) -> list[ScoredItem]: ...
 
     async def append_events(
-        self, user_id: str, item_ids: Sequence[str], timestamps_ms: Sequence[int], deadline: float
-    ) -> tuple[int, list[str]]: ...
+        self, user_id: str, events: Sequence[UserEvent], deadline: float
+    ) -> AppendResult: ...

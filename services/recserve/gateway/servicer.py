@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from recserve.gateway.domain import Degraded, Recommendation, RecommendQuery
-from recserve.gateway.pipeline import Pipeline
+from recserve.gateway.pipeline import DEFAULT_K, Pipeline
+from recserve.model.events import UserEvent
 from recserve.model.filters import ItemFilter
+from recserve.model.objectives import Boost, Diversity
 from recserve.runtime.metrics import QUERIES, STAGE_DURATION
 from recserve.runtime.server import Method, RpcContext, Service
 from recserve.v1 import recommender_pb2 as pb
@@ -20,6 +23,17 @@ _REASONS = {
     Degraded.EMBEDDING_STORE_UNAVAILABLE: types_pb2.DEGRADED_REASON_EMBEDDING_STORE_UNAVAILABLE,
 }
 _STAGE_TOTAL = STAGE_DURATION.labels("total")
+
+
+def _filters(filters: Sequence[types_pb2.ItemFilter]) -> list[ItemFilter]:
+    return [ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in filters]
+
+
+def _diversity(request: pb.RecommendRequest) -> Diversity | None:
+    if not request.HasField("diversity"):
+        return None
+    d = request.diversity
+    return Diversity(d.attribute, d.max_per_value, d.mmr_lambda)
 
 
 def _items(result: Recommendation, stage_scores: bool) -> list[types_pb2.ScoredItem]:
@@ -57,11 +71,11 @@ class RecommenderServicer:
             user_id=request.user_id,
             recent_item_ids=request.recent_item_ids,
             context=request.context,
-            k=request.k,
+            k=request.k or DEFAULT_K,
             exclude_item_ids=request.exclude_item_ids,
-            filters=[
-                ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in request.filters
-            ],
+            filters=_filters(request.filters),
+            boosts=[Boost(b.numeric_attribute, b.weight) for b in request.boosts],
+            diversity=_diversity(request),
         )
         with _STAGE_TOTAL.time():
             result = await self._pipeline.recommend(query, deadline)
@@ -77,19 +91,29 @@ class RecommenderServicer:
     async def record_events(
         self, request: pb.RecordEventsRequest, context: RpcContext
     ) -> pb.RecordEventsResponse:
-        accepted, unknown = await self._pipeline.record_events(
+        result = await self._pipeline.record_events(
             request.user_id,
-            [e.item_id for e in request.events],
-            [e.timestamp_ms for e in request.events],
+            [
+                UserEvent(e.item_id, e.timestamp_ms, e.event_type, e.event_id)
+                for e in request.events
+            ],
             self._deadline(context),
         )
-        return pb.RecordEventsResponse(accepted=accepted, unknown_item_ids=unknown)
+        return pb.RecordEventsResponse(
+            accepted=result.accepted,
+            unknown_item_ids=result.unknown_item_ids,
+            duplicates=result.duplicates,
+        )
 
     async def get_similar_items(
         self, request: pb.GetSimilarItemsRequest, context: RpcContext
     ) -> pb.GetSimilarItemsResponse:
         result = await self._pipeline.similar_items(
-            request.item_id, request.k, request.exclude_item_ids, self._deadline(context)
+            request.item_id,
+            request.k or DEFAULT_K,
+            request.exclude_item_ids,
+            _filters(request.filters),
+            self._deadline(context),
         )
         return pb.GetSimilarItemsResponse(
             items=_items(result, True),

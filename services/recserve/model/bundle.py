@@ -4,12 +4,16 @@ Layout of ``<bundles_root>/<version>/`` (version = UTC time + short content hash
 
     manifest.json          parameters, data fingerprint, metrics, ANN report, SHA-256 of every file
     item_ids.json          external item ids; position = internal item index      (core)
-    popular.json           top MAX_POPULAR_ITEMS item ids, most popular first       (core)
+    popular.json           most popular MAX_POPULAR_ITEMS ids, unavailable left out (core)
     item_popularity.npy    int64 event counts per item                              (core)
     input_vectors.npy      float32 [n, d] word2vec input vectors (Redis holds them)  (vectors)
+    scoring_vectors.npy    float32 [n, d] the index's vectors, if not the input ones (vectors)
+    attribute_*.{json,npy} mean vectors per item attribute value, both spaces       (vectors)
     scann/                 ScaNN searcher over the scoring vectors (its own format)  (index)
     ranker.json            feature spec + intercept                                 (ranker)
     ranker_weights.npy     float64 LR weights                                       (ranker)
+    item_neighbours.npy, item_neighbour_similarity.npy, item_recent_popularity.npy,
+    item_first_seen.npy    the ranker's per-item state (`ItemState`), if it uses one (ranker)
     item_features.json     raw item features, one object per item index             (ranker)
     users.jsonl            users' recent items (oldest first) + features, seeds Redis (users)
     eval.json, eval.md     offline evaluation report                                (report)
@@ -26,7 +30,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +39,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from recserve.model.ann import AnnConfig, AnnIndex
-from recserve.model.features import FeatureEncoder, FeatureSpec, RawValue
+from recserve.model.attribute_means import AttributeMeans
+from recserve.model.features import FeatureEncoder, FeatureSpec, ItemState, RawValue
 from recserve.model.query import QueryConfig
 from recserve.model.ranker import Ranker
 
@@ -45,9 +50,20 @@ ITEM_IDS = "item_ids.json"
 POPULAR = "popular.json"
 POPULARITY = "item_popularity.npy"
 INPUT_VECTORS = "input_vectors.npy"
+SCORING_VECTORS = "scoring_vectors.npy"
+ATTRIBUTE_VALUES = "attribute_values.json"
+ATTRIBUTE_MEANS_INPUT = "attribute_means_input.npy"
+ATTRIBUTE_MEANS_SCORING = "attribute_means_scoring.npy"
+ATTRIBUTE_COUNTS = "attribute_counts.npy"
 INDEX_DIR = "scann"
 RANKER_SPEC = "ranker.json"
 RANKER_WEIGHTS = "ranker_weights.npy"
+ITEM_STATE = {
+    "neighbours": "item_neighbours.npy",
+    "neighbour_similarity": "item_neighbour_similarity.npy",
+    "recent_popularity": "item_recent_popularity.npy",
+    "first_seen": "item_first_seen.npy",
+}
 ITEM_FEATURES = "item_features.json"
 USERS = "users.jsonl"
 EVAL_JSON = "eval.json"
@@ -76,6 +92,8 @@ class Bundle:
     popularity: np.ndarray
     query: QueryConfig
     _input_vectors: np.ndarray | None = None
+    _scoring_vectors: np.ndarray | None = None
+    _attribute_means: AttributeMeans | None = None
     _index: AnnIndex | None = None
     _ranker: Ranker | None = None
     _item_features: list[dict[str, RawValue]] | None = None
@@ -102,6 +120,20 @@ class Bundle:
     @property
     def input_vectors(self) -> np.ndarray:
         return _require(self._input_vectors, "vectors", self.version)
+
+    @property
+    def scoring_vectors(self) -> np.ndarray:
+        """The vectors the index scores queries against (row = item index)."""
+        if self._scoring_vectors is not None:
+            return self._scoring_vectors
+        return self.input_vectors
+
+    @property
+    def attribute_means(self) -> AttributeMeans | None:
+        """Mean vectors per attribute value (loaded with "vectors"); None in bundles written
+        before cold start existed, or with no item attributes."""
+        _require(self._input_vectors, "vectors", self.version)
+        return self._attribute_means
 
     @property
     def index(self) -> AnnIndex:
@@ -177,6 +209,11 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
     )
     if "vectors" in wanted:
         bundle._input_vectors = _load_npy(root, INPUT_VECTORS, (n, dim), np.float32)
+        listed = set(groups.get("vectors", []))
+        if SCORING_VECTORS in listed:
+            bundle._scoring_vectors = _load_npy(root, SCORING_VECTORS, (n, dim), np.float32)
+        if ATTRIBUTE_VALUES in listed:
+            bundle._attribute_means = _load_attribute_means(root, dim)
     if "index" in wanted:
         ann = manifest["ann"]
         try:
@@ -195,12 +232,36 @@ def load_bundle(path: str | Path, *, parts: set[str] | None = None) -> Bundle:
         spec_doc = _load_json(root, RANKER_SPEC)
         try:
             spec = FeatureSpec.from_dict(spec_doc["features"])
-            encoder = FeatureEncoder(spec, features, popularity)
+            state = None
+            if "item_state_neighbours" in spec_doc:
+                top = int(spec_doc["item_state_neighbours"])
+                state = ItemState(
+                    _load_npy(root, ITEM_STATE["neighbours"], (n, top), np.int32),
+                    _load_npy(root, ITEM_STATE["neighbour_similarity"], (n, top), np.float32),
+                    _load_npy(root, ITEM_STATE["recent_popularity"], (n,), np.float64),
+                    _load_npy(root, ITEM_STATE["first_seen"], (n,), np.float64),
+                )
+            encoder = FeatureEncoder(spec, features, popularity, state)
             weights = _load_npy(root, RANKER_WEIGHTS, (spec.dim,), np.float64)
             bundle._ranker = Ranker(encoder, weights, float(spec_doc["intercept"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{root / RANKER_SPEC}: invalid ranker: {exc}") from None
     return bundle
+
+
+def _load_attribute_means(root: Path, dim: int) -> AttributeMeans:
+    values = _load_json(root, ATTRIBUTE_VALUES)
+    if not isinstance(values, list) or not all(
+        isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v) for v in values
+    ):
+        raise BundleError(f"{root / ATTRIBUTE_VALUES}: expected a list of [name, value] pairs")
+    m = len(values)
+    return AttributeMeans(
+        [(name, value) for name, value in values],
+        _load_npy(root, ATTRIBUTE_MEANS_INPUT, (m, dim), np.float32),
+        _load_npy(root, ATTRIBUTE_MEANS_SCORING, (m, dim), np.float32),
+        _load_npy(root, ATTRIBUTE_COUNTS, (m,), np.int64),
+    )
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -312,8 +373,13 @@ class BundleContents:
     ranker: Ranker
     item_features: Sequence[Mapping[str, RawValue]]
     manifest: dict[str, Any] = field(default_factory=dict)
+    # None: the index scores the input vectors.
+    scoring_vectors: np.ndarray | None = None
+    attribute_means: AttributeMeans | None = None
     users: Sequence[tuple[str, Sequence[str], Mapping[str, str]]] = ()
     reports: Mapping[str, str] = field(default_factory=dict)
+    # Item ids left out of popular.json (items the live catalog marks unavailable).
+    popular_exclude: Collection[str] = frozenset()
 
 
 def popular_order(popularity: np.ndarray) -> np.ndarray:
@@ -348,19 +414,44 @@ def write_bundle(
             "ranker": [RANKER_SPEC, RANKER_WEIGHTS, ITEM_FEATURES],
         }
         _write_json(tmp / ITEM_IDS, item_ids)
-        top = popular_order(popularity)[:MAX_POPULAR_ITEMS]
-        _write_json(tmp / POPULAR, [item_ids[i] for i in top])
+        popular = [item_ids[i] for i in popular_order(popularity).tolist()]
+        excluded = set(contents.popular_exclude)
+        _write_json(tmp / POPULAR, [i for i in popular if i not in excluded][:MAX_POPULAR_ITEMS])
         np.save(tmp / POPULARITY, popularity)
         np.save(tmp / INPUT_VECTORS, vectors)
+        if contents.scoring_vectors is not None:
+            scoring = np.ascontiguousarray(contents.scoring_vectors, dtype=np.float32)
+            if scoring.shape != vectors.shape:
+                raise ValueError("scoring_vectors must have the shape of input_vectors")
+            np.save(tmp / SCORING_VECTORS, scoring)
+            parts["vectors"].append(SCORING_VECTORS)
+        if contents.attribute_means is not None:
+            means = contents.attribute_means
+            _write_json(tmp / ATTRIBUTE_VALUES, [list(t) for t in means.values])
+            np.save(tmp / ATTRIBUTE_MEANS_INPUT, means.input.astype(np.float32))
+            np.save(tmp / ATTRIBUTE_MEANS_SCORING, means.scoring.astype(np.float32))
+            np.save(tmp / ATTRIBUTE_COUNTS, means.counts.astype(np.int64))
+            parts["vectors"] += [
+                ATTRIBUTE_VALUES,
+                ATTRIBUTE_MEANS_INPUT,
+                ATTRIBUTE_MEANS_SCORING,
+                ATTRIBUTE_COUNTS,
+            ]
         contents.index.serialize(tmp / INDEX_DIR)
         parts["index"] = sorted(
             p.relative_to(tmp).as_posix() for p in (tmp / INDEX_DIR).rglob("*") if p.is_file()
         )
         ranker = contents.ranker
-        _write_json(
-            tmp / RANKER_SPEC,
-            {"features": ranker.encoder.spec.to_dict(), "intercept": ranker.intercept},
-        )
+        spec_doc: dict[str, Any] = {
+            "features": ranker.encoder.spec.to_dict(),
+            "intercept": ranker.intercept,
+        }
+        if (state := ranker.encoder.item_state) is not None:
+            spec_doc["item_state_neighbours"] = int(state.neighbours.shape[1])
+            for name, file in ITEM_STATE.items():
+                np.save(tmp / file, getattr(state, name))
+                parts["ranker"].append(file)
+        _write_json(tmp / RANKER_SPEC, spec_doc)
         np.save(tmp / RANKER_WEIGHTS, ranker.weights)
         _write_json(tmp / ITEM_FEATURES, [dict(f) for f in contents.item_features])
         if contents.users:

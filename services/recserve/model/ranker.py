@@ -9,9 +9,11 @@ from scipy.special import expit
 
 from recserve.model.features import FeatureEncoder
 
+_NO_HISTORY = np.zeros(0, dtype=np.int64)
+
 
 class Ranker:
-    """P(next item | user, candidate) = sigmoid(features . weights + intercept)."""
+    """P(next item | user, history, candidate) = sigmoid(features . weights + intercept)."""
 
     def __init__(self, encoder: FeatureEncoder, weights: np.ndarray, intercept: float):
         weights = np.asarray(weights, dtype=np.float64)
@@ -24,10 +26,18 @@ class Ranker:
         self.intercept = float(intercept)
 
     def score(
-        self, user_features: Mapping[str, str], candidates: np.ndarray, ann_scores: np.ndarray
+        self,
+        user_features: Mapping[str, str],
+        candidates: np.ndarray,
+        ann_scores: np.ndarray,
+        history: np.ndarray = _NO_HISTORY,
+        now: float | None = None,
     ) -> np.ndarray:
-        """float32 probabilities, one per candidate, in the candidates' order."""
-        logits = self.encoder.logits(user_features, candidates, ann_scores, self.weights)
+        """float32 probabilities, one per candidate, in the candidates' order; `history` is the
+        user's item indices, oldest first, `now` the request time (epoch seconds)."""
+        logits = self.encoder.logits(
+            user_features, candidates, ann_scores, self.weights, history=history, now=now
+        )
         return np.asarray(expit(logits + self.intercept), dtype=np.float32)
 
     def score_batch(
@@ -35,14 +45,21 @@ class Ranker:
         user_features: Sequence[Mapping[str, str]],
         candidates: Sequence[np.ndarray],
         ann_scores: Sequence[np.ndarray],
+        histories: Sequence[np.ndarray] | None = None,
+        times: Sequence[float | None] | None = None,
     ) -> list[np.ndarray]:
-        """Several users in one mat-vec; identical numbers to calling `score` per user."""
-        if not len(user_features) == len(candidates) == len(ann_scores):
-            raise ValueError("user_features, candidates and ann_scores must have the same length")
-        if not user_features:
-            return []
+        """Several users; identical numbers to calling `score` per user."""
+        n = len(user_features)
+        histories = [_NO_HISTORY] * n if histories is None else histories
+        times = [None] * n if times is None else times
+        if not n == len(candidates) == len(ann_scores) == len(histories) == len(times):
+            raise ValueError(
+                "user_features, candidates, ann_scores, histories and times must have the same length"
+            )
         # Each user's rows are computed on their own, so the numbers equal per-user calls.
         return [
-            self.score(f, c, a)
-            for f, c, a in zip(user_features, candidates, ann_scores, strict=True)
+            self.score(f, c, a, h, t)
+            for f, c, a, h, t in zip(
+                user_features, candidates, ann_scores, histories, times, strict=True
+            )
         ]

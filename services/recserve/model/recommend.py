@@ -6,6 +6,7 @@ for one user, so what is measured offline is what is served.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
@@ -70,8 +71,11 @@ def recommend(
     *,
     exclude: Collection[int] = (),
     num_candidates: int | None = None,
+    now: float | None = None,
 ) -> RankedItems:
-    """Top-k (item index, ranker score, ann score), best first; history is oldest first.
+    """Top-k (item index, ranker score, ann score), best first; history is oldest first;
+    `now` is the request time the ranker's age features read (None: this machine's clock, as
+    the ranking service does).
 
     Stages: `retrieve` (query vector -> ANN search -> drop history/exclude -> first
     num_candidates), `Ranker.score`, then sort by score desc, ties by item index asc.
@@ -96,7 +100,13 @@ def recommend(
     if candidates.size == 0:
         return []
     ranker: Ranker = bundle.ranker
-    scores = ranker.score(user_features, candidates, ann)
+    scores = ranker.score(
+        user_features,
+        candidates,
+        ann,
+        np.asarray(history, dtype=np.int64),
+        time.time() if now is None else now,
+    )
     return [
         (int(candidates[o]), float(scores[o]), float(ann[o])) for o in rank(scores, candidates, k)
     ]

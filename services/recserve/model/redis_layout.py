@@ -7,16 +7,30 @@ Keys (``{...}`` are Redis Cluster hash tags, so one version's vectors share a sl
     recserve:{v<version>}:vec:<item_id>     STRING  float32 little-endian input vector
     recserve:{v<version>}:meta              HASH    version, dim, count, dtype, query (JSON),
                                                     popular (JSON item ids), num_candidates,
-                                                    scoring_vectors, published_at
+                                                    scoring_vectors, event_types (JSON: the
+                                                    event types training used), published_at
     recserve:{v<version>}:item_features     HASH    item id -> raw features (JSON)
-    recserve:user:{<user_id>}:events        LIST    item ids, newest first (capped)
+    recserve:{v<version>}:attribute_means   HASH    "name=value" -> float32 mean input vector
+    recserve:user:{<user_id>}:events        LIST    events, newest first (capped): item ids,
+                                                    typed ones framed (recserve.model.events)
+    recserve:user:{<user_id>}:event_id:<id> STRING  an event id already stored (TTL
+                                                    RECSERVE_EVENT_ID_TTL_S); same slot as events
     recserve:user:{<user_id>}:features      HASH    raw user features (age, gender, ...)
+    recserve:{catalog}:item:<item_id>       HASH    a:<name> attribute, n:<name> number (repr),
+                                                    available "1"/"0", updated_at_ms
+    recserve:{catalog}:ids                  SET     every catalog item id
+    recserve:{catalog}:unavailable          SET     ids with available "0"
+    recserve:{catalog}:changes              STREAM  one entry per catalog write: op, ids (JSON), ts_ms
+    recserve:{catalog}:cooc:<item_id>       HASH    cold-start item's neighbour id -> count
+    recserve:{catalog}:refined              ZSET    cold-start item ids, score = last neighbour ms
 
 A version's keys are never modified after publish; the only switch is one SET of
 ``recserve:active`` after every key of the new version is written, so a reader that reads the
 pointer once per request sees the old model or the new one, never a mix. User state is not
 versioned, and publish seeds it only for users that have no events list yet: events recorded
-online are never overwritten by older training data.
+online are never overwritten by older training data. The catalog (`recserve.catalog`) is not
+versioned either: one hash tag, so a catalog write is one atomic script even on Redis Cluster,
+and no version's SCAN pattern matches it, so version GC never deletes it.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
+from recserve.model.attribute_means import means_field
 from recserve.model.bundle import Bundle
 from recserve.vectors import VECTOR_DTYPE, decode_vectors, encode_vectors
 
@@ -77,6 +92,9 @@ class RedisLayout:
     def item_features_key(self, version: str) -> str:
         return f"{self._version_tag(version)}:item_features"
 
+    def attribute_means_key(self, version: str) -> str:
+        return f"{self._version_tag(version)}:attribute_means"
+
     def version_pattern(self, version: str) -> str:
         """SCAN pattern matching every key of one version."""
         return f"{_glob_escape(self._version_tag(version))}:*"
@@ -84,8 +102,29 @@ class RedisLayout:
     def user_events_key(self, user_id: str) -> str:
         return f"{self.prefix}:user:{{{user_id}}}:events"
 
+    def user_event_id_key(self, user_id: str, event_id: str) -> str:
+        return f"{self.prefix}:user:{{{user_id}}}:event_id:{event_id}"
+
     def user_features_key(self, user_id: str) -> str:
         return f"{self.prefix}:user:{{{user_id}}}:features"
+
+    def catalog_item_key(self, item_id: str) -> str:
+        return f"{self.prefix}:{{catalog}}:item:{item_id}"
+
+    def catalog_ids_key(self) -> str:
+        return f"{self.prefix}:{{catalog}}:ids"
+
+    def catalog_unavailable_key(self) -> str:
+        return f"{self.prefix}:{{catalog}}:unavailable"
+
+    def catalog_changes_key(self) -> str:
+        return f"{self.prefix}:{{catalog}}:changes"
+
+    def cold_neighbours_key(self, item_id: str) -> str:
+        return f"{self.prefix}:{{catalog}}:cooc:{item_id}"
+
+    def cold_refined_key(self) -> str:
+        return f"{self.prefix}:{{catalog}}:refined"
 
 
 def _glob_escape(pattern: str) -> str:
@@ -195,8 +234,17 @@ def publish_bundle(
         "popular": json.dumps([item_ids[i] for i in bundle.popular.tolist()]),
         "num_candidates": bundle.num_candidates,
         "scoring_vectors": str(bundle.manifest.get("scoring_vectors", "")),
+        "event_types": json.dumps(bundle.manifest.get("data", {}).get("event_types", [])),
         "published_at": datetime.fromtimestamp(clock(), tz=UTC).isoformat(timespec="seconds"),
     }
+    means = bundle.attribute_means
+    if means is not None and means.values:
+        # The embedding store builds cold-start input vectors from these (recserve.catalog.vectors).
+        blobs_of = encode_vectors(means.input)
+        client.hset(
+            layout.attribute_means_key(version),
+            mapping={means_field(t): blobs_of[row] for row, t in enumerate(means.values)},
+        )
     client.hset(layout.meta_key(version), mapping=meta)
 
     seeded, skipped = _seed_users(client, layout, user_histories, user_features, batch_size)

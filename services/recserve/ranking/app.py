@@ -1,4 +1,4 @@
-"""Wiring: config → bundle watcher → servicer → server."""
+"""Wiring: config → bundle watcher → servicer (+ GetModelInfo) → server."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from recserve.ranking.config import RankingConfig
 from recserve.ranking.servicer import RankingServicer
 from recserve.runtime.bootstrap import run_service
 from recserve.runtime.bundle_service import serve_bundles
+from recserve.runtime.model_info import ranker_info
 
 
 async def _main(config: RankingConfig) -> None:
     await serve_bundles(
         config.server,
         config.redis,
+        component="ranking",
         bundle_dir=config.bundle_dir,
         parts={"ranker"},
         poll_interval_s=config.model_poll_interval_s,
@@ -23,6 +25,7 @@ async def _main(config: RankingConfig) -> None:
                 max_k=config.max_k,
             ).service()
         ],
+        describe=ranker_info,
     )
 
 

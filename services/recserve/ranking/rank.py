@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ class RankQuery:
     ann_scores: Sequence[float]
     filters: Sequence[ItemFilter]
     k: int
+    # The user's known item ids, oldest first; ids this version does not know are skipped.
+    history_item_ids: Sequence[str] = ()
+    # Epoch seconds the age features are measured at; None = now.
+    request_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,14 @@ class RankedItem:
 
 def passes(bundle: Bundle, index: int, filters: Sequence[ItemFilter]) -> bool:
     return all(f.accepts(bundle.item_feature_values(index, f.feature)) for f in filters)
+
+
+def history_indices(bundle: Bundle, item_ids: Sequence[str]) -> np.ndarray:
+    """The history's item indices in this version, oldest first, at most the ranker's
+    max_history most recent (older items are never read)."""
+    index_of = bundle.item_index
+    recent = item_ids[-bundle.ranker.encoder.spec.max_history :]
+    return np.asarray([index_of[i] for i in recent if i in index_of], dtype=np.int64)
 
 
 def rank_queries(
@@ -62,10 +75,13 @@ def rank_queries(
     # Scored as whole lists before filtering: list-relative features (ANN gap, rank) must see the
     # same list as offline evaluation did.
     scored = [i for i, indices in enumerate(indices_of) if indices.size]
+    now = time.time()
     probabilities = bundle.ranker.score_batch(
         [queries[i].features for i in scored],
         [indices_of[i] for i in scored],
         [ann_of[i] for i in scored],
+        [history_indices(bundle, queries[i].history_item_ids) for i in scored],
+        [queries[i].request_time_s or now for i in scored],
     )
     scores_of = dict(zip(scored, probabilities, strict=True))
     results: list[list[RankedItem]] = []

@@ -43,6 +43,8 @@ class RankingServicer:
                         ItemFilter(f.feature, frozenset(f.any_of), f.exclude) for f in q.filters
                     ],
                     k=q.k,
+                    history_item_ids=q.history_item_ids,
+                    request_time_s=q.request_time_ms / 1000 if q.request_time_ms else None,
                 )
                 for q in request.queries
             ],

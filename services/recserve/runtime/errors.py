@@ -8,7 +8,13 @@ class ServiceError(Exception):
 
 
 class InvalidArgument(ServiceError):
-    pass
+    """`field`, when given, is the path of the offending request field (e.g. `k`,
+    `items[3].numeric_attributes["margin"]`); callers receive it as a `google.rpc.BadRequest`
+    field violation next to the message."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class ResourceExhausted(ServiceError):
@@ -33,4 +39,4 @@ def require_at_most(count: int, limit: int, what: str) -> None:
     the same way by the gateway and the backends). RESOURCE_EXHAUSTED is only for a whole message
     over RECSERVE_MAX_MESSAGE_BYTES (gRPC transport) and for load shedding."""
     if count > limit:
-        raise InvalidArgument(f"{count} {what} in one request; the limit is {limit}")
+        raise InvalidArgument(f"{count} {what} in one request; the limit is {limit}", field=what)

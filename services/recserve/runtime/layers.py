@@ -2,7 +2,8 @@
 
 A layer is `async (call, next) -> response`: it may act before and after `next(call)`, or answer
 without calling it. `compose` stacks them around an endpoint, outermost first. The server's
-stack is metrics → error mapping → load shedding → auth → decode-and-handle.
+stack is metrics → tracing (when on) → error mapping → load shedding → auth →
+decode-and-handle.
 
 Handlers receive raw bytes and `decoding_endpoint` decodes them: stock grpcio answers an
 undecodable body with UNKNOWN/INTERNAL, and we owe callers INVALID_ARGUMENT with a reason.
@@ -20,9 +21,13 @@ from typing import Any
 
 import grpc
 import redis
+from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry.trace import SpanKind, Tracer
 
-from recserve.runtime import errors
+from recserve.runtime import errors, tracing
 from recserve.runtime.metrics import RPC_DURATION, RPC_IN_FLIGHT, RPC_TOTAL
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,34 @@ def metrics_layer(service: str, method: str) -> Layer:
     return metrics
 
 
+def tracing_layer(service: str, method: str, tracer: Tracer) -> Layer:
+    """Runs the call in a server span continuing the caller's trace (context extracted from the
+    invocation metadata), with the rpc.* attributes, the status it ends with, and the response's
+    model version and degraded reason where it has them."""
+    name = f"{service}/{method}"
+    attributes = tracing.rpc_attributes(service, method)
+
+    async def traced(call: Call, next_: Endpoint) -> Message:
+        parent = tracing.extract(call.context.invocation_metadata())
+        # The error layer below turns exceptions into statuses; the span records that status.
+        with tracer.start_as_current_span(
+            name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                response = await next_(call)
+            finally:
+                tracing.set_rpc_status(span, call.code, server=True)
+            tracing.describe_response(span, response)
+            return response
+
+    return traced
+
+
 _STATUS_BY_ERROR: tuple[tuple[type[errors.ServiceError], grpc.StatusCode], ...] = (
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
@@ -101,6 +134,21 @@ def status_for(error: errors.ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+def bad_request_status(error: errors.InvalidArgument, field: str) -> grpc.Status:
+    """INVALID_ARGUMENT with the error's message as details and a `google.rpc.BadRequest`
+    naming `field` in the status details (trailer grpc-status-details-bin)."""
+    detail = any_pb2.Any()
+    detail.Pack(
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=field, description=str(error))
+            ]
+        )
+    )
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail])
+    return rpc_status.to_status(status)
+
+
 def error_layer(method: str) -> Layer:
     """Ends the call with a status for whatever the layers below raise, and records it."""
 
@@ -110,6 +158,9 @@ def error_layer(method: str) -> Layer:
         except errors.ServiceError as exc:
             call.code = status_for(exc)
             details = str(exc)
+            if isinstance(exc, errors.InvalidArgument) and exc.field is not None:
+                # The same message, plus the field in a form clients can act on.
+                return await call.context.abort_with_status(bad_request_status(exc, exc.field))
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED
             raise
@@ -147,9 +198,10 @@ class LoadShedder:
             self.in_flight -= 1
 
 
-def auth_layer(token: str) -> Layer:
-    """Refuses calls without `authorization: Bearer <token>` (constant-time comparison)."""
-    expected = token.encode()
+def auth_layer(*tokens: str) -> Layer:
+    """Refuses calls without `authorization: Bearer <t>` for one of `tokens` (constant-time
+    comparison; no tokens: every call is refused)."""
+    expected = [t.encode() for t in tokens]
 
     async def check_auth(call: Call, next_: Endpoint) -> Message:
         header = next(
@@ -158,7 +210,9 @@ def auth_layer(token: str) -> Layer:
         if not isinstance(header, str):
             header = ""
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
+        # Every token is compared, so the time taken does not tell which one nearly matched.
+        matches = [hmac.compare_digest(given.encode(), t) for t in expected]
+        if scheme.lower() != "bearer" or not any(matches):
             raise errors.Unauthenticated("missing or invalid bearer token")
         return await next_(call)
 

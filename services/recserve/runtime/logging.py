@@ -1,4 +1,5 @@
-"""JSON (or text) logs on stderr."""
+"""JSON (or text) logs on stderr; JSON lines written inside a traced request carry its trace
+and span ids."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from opentelemetry import trace
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -25,6 +28,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        # Inside a traced request: the ids that find this line's trace (sampled or not).
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
+            entry["trace_sampled"] = span.trace_flags.sampled
         entry.update(
             {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[0] != "_"}
         )

@@ -47,6 +47,28 @@ MODEL_LOAD_FAILING = Gauge(
 )
 
 
+# Catalog: items in a process's CatalogView, write-to-applied lag of each change entry, and how
+# long a new item takes to reach its first answer.
+CATALOG_ITEMS = Gauge("recserve_catalog_items", "Items in the catalog copy of this process.")
+CATALOG_AVAILABLE_ITEMS = Gauge(
+    "recserve_catalog_available_items", "Available items in the catalog copy of this process."
+)
+CATALOG_PROPAGATION = Histogram(
+    "recserve_catalog_propagation_seconds",
+    "Catalog write (stream entry time) to applied in this process's catalog copy.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+NEW_ITEM_FIRST_RECOMMENDATION = Histogram(
+    "recserve_new_item_first_recommendation_seconds",
+    "UpsertItems of a new item to the first answer that contains it.",
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0),
+)
+COLD_START_SERVED = Counter(
+    "recserve_cold_start_items_served",
+    "Cold-start items (no trained vector in the served version) returned in answers.",
+)
+
+
 def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
     """Serves /metrics; returns the bound port (port 0 picks a free one)."""
     server, _ = start_http_server(port, addr=host)

@@ -25,13 +25,19 @@ class ModelRegistry(Generic[ModelT]):
     def __init__(self, keep: int = 2):
         self._keep = keep
         self._models: OrderedDict[str, ModelT] = OrderedDict()
+        self._loaded_at: dict[str, float] = {}
 
     @property
     def latest_version(self) -> str | None:
         return next(reversed(self._models), None)
 
     def versions(self) -> list[str]:
+        """Oldest first."""
         return list(self._models)
+
+    def loaded_at(self, version: str) -> float:
+        """Wall-clock time (Unix seconds) when `version` was added; KeyError if not loaded."""
+        return self._loaded_at[version]
 
     def get(self, version: str) -> tuple[str, ModelT]:
         """Model for `version`, or the newest when version is empty."""
@@ -50,9 +56,11 @@ class ModelRegistry(Generic[ModelT]):
     def add(self, version: str, model: ModelT) -> None:
         self._models[version] = model
         self._models.move_to_end(version)
+        self._loaded_at[version] = time.time()
         MODEL_INFO.labels(version).set(1)
         while len(self._models) > self._keep:
             old, _ = self._models.popitem(last=False)
+            del self._loaded_at[old]
             MODEL_INFO.remove(old)
 
 

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from recserve.runtime import tracing
 from recserve.runtime.config import ServerConfig
 from recserve.runtime.layers import (
     Call,
@@ -29,6 +30,7 @@ from recserve.runtime.layers import (
     decoding_endpoint,
     error_layer,
     metrics_layer,
+    tracing_layer,
 )
 from recserve.runtime.metrics import start_metrics_server
 
@@ -47,6 +49,9 @@ class Method:
     name: str
     request_type: type[Message]
     handler: Handler
+    # None: the service's token applies. Otherwise the bearer tokens this method accepts
+    # (empty: it refuses every call).
+    auth_tokens: tuple[str, ...] | None = None
 
 
 Behavior = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]
@@ -75,12 +80,18 @@ class Service:
         shared: list[Layer] = []
         if max_in_flight:
             shared.append(LoadShedder(max_in_flight))
-        if auth_token:
-            shared.append(auth_layer(auth_token))
+        # Tracing off: no layer at all, so untraced calls pay nothing for it.
+        tracer = tracing.tracer()
         self._behaviors = {
             m.name: _behavior(
                 compose(
-                    [metrics_layer(self.full_name, m.name), error_layer(m.name), *shared],
+                    [
+                        metrics_layer(self.full_name, m.name),
+                        *([tracing_layer(self.full_name, m.name, tracer)] if tracer else []),
+                        error_layer(m.name),
+                        *shared,
+                        *_auth(m, auth_token),
+                    ],
                     decoding_endpoint(m.request_type, m.handler),
                 )
             )
@@ -115,6 +126,12 @@ def _check_methods(descriptor: ServiceDescriptor, methods: Sequence[Method]) -> 
         if method.name in seen:
             raise ValueError(f"{proto.full_name} is listed twice")
         seen.add(method.name)
+
+
+def _auth(method: Method, service_token: str | None) -> list[Layer]:
+    if method.auth_tokens is not None:
+        return [auth_layer(*method.auth_tokens)]
+    return [auth_layer(service_token)] if service_token else []
 
 
 def _behavior(endpoint: Endpoint) -> Behavior:

@@ -1,4 +1,4 @@
-"""python -m recserve.training train|publish|gc|synth|tune|bench-ann ...
+"""python -m recserve.training train|publish|gc|synth|tune|bench-ann|objectives-report ...
 
 Errors the user can fix (bad data, bad bundle, unreachable Redis) print one line and exit 2.
 """
@@ -6,6 +6,8 @@ Errors the user can fix (bad data, bad bundle, unreachable Redis) print one line
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import redis
 
 from recserve.model.bundle import (
+    Bundle,
     BundleError,
     gc_bundle_dirs,
     iter_user_seed,
@@ -47,6 +50,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--item-features", help="CSV/Parquet item feature table (item_id + columns)")
     g.add_argument("--user-features", help="CSV/Parquet user feature table (user_id + columns)")
+    g.add_argument(
+        "--catalog-redis",
+        metavar="URL",
+        help="read the live catalog from this Redis: its attributes become item features "
+        "(the catalog wins on conflicts), its unavailable items leave the popular list",
+    )
     g.add_argument(
         "--context-columns",
         default="",
@@ -116,6 +125,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir,
         item_features=args.item_features,
         user_features=args.user_features,
+        catalog_redis=args.catalog_redis,
         load=LoadOptions(
             max_bad_fraction=args.max_bad_fraction,
             min_weight=args.min_weight,
@@ -206,6 +216,8 @@ def _publish(path: Path, url: str, retention: int, progress: Progress) -> int:
         histories[user_id] = events
         if feats:
             features[user_id] = feats
+    # Before the switch, so the new version's items have catalog attributes when it goes live.
+    seeded = asyncio.run(_seed_catalog(url, bundle))
     result = publish_bundle(
         _redis(url),
         bundle,
@@ -218,9 +230,27 @@ def _publish(path: Path, url: str, retention: int, progress: Progress) -> int:
         f"published {result.version} ({result.vectors:,} vectors, {result.users_seeded:,} users seeded, "
         f"{result.users_skipped:,} kept their online state) in {result.seconds:.1f}s; previous: {result.previous}"
     )
+    print(f"catalog: {seeded:,} items added from the bundle (existing items kept)")
     if result.deleted_versions:
         print(f"deleted from Redis: {', '.join(result.deleted_versions)}")
     return 0
+
+
+async def _seed_catalog(url: str, bundle: Bundle) -> int:
+    """Adds the bundle's items the live catalog does not hold yet, with their features as
+    attributes (CatalogStore.seed_missing never overwrites)."""
+    from recserve.catalog import CatalogStore
+    from recserve.catalog.types import items_from_features
+    from recserve.runtime import redis_client
+    from recserve.runtime.config import Env, RedisConfig
+
+    config = RedisConfig.from_env(Env({**os.environ, "RECSERVE_REDIS_URL": url}))
+    client = redis_client.connect(dataclasses.replace(config, socket_timeout_s=10))
+    try:
+        store = CatalogStore(client)
+        return await store.seed_missing(items_from_features(bundle.item_ids, bundle.item_features))
+    finally:
+        await client.aclose()
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -279,6 +309,18 @@ def cmd_bench_ann(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    return 0
+
+
+def cmd_objectives_report(args: argparse.Namespace) -> int:
+    from recserve.training.objectives_report import objectives_report
+
+    _rows, table = objectives_report(
+        _config(args), attribute=args.attribute, year_attribute=args.year_attribute
+    )
+    if args.out:
+        Path(args.out).write_text(table, encoding="utf-8")
+    print(table)
     return 0
 
 
@@ -356,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_bench_ann)
+
+    p = sub.add_parser(
+        "objectives-report",
+        help="NDCG@10/HR@10 cost of diversity caps, MMR and boosts on the test split",
+    )
+    p.add_argument("--out", help="also write the markdown table here")
+    p.add_argument("--attribute", help="item attribute to diversify on (default: genre, or class)")
+    p.add_argument(
+        "--year-attribute",
+        help="numeric item attribute boosted besides the synthetic margin (default: year, or release_year)",
+    )
+    _add_data_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=cmd_objectives_report)
     return parser
 
 

@@ -44,6 +44,10 @@ class TrainConfig:
     data_dir: Path = Path("data")
     item_features: str | None = None
     user_features: str | None = None
+    # Redis URL of the live catalog: its attributes become item features and its unavailable
+    # items leave the popular list (`recserve.training.catalog`). Not in `params()`: a URL may
+    # carry a password.
+    catalog_redis: str | None = None
     load: LoadOptions = field(default_factory=LoadOptions)
     w2v: Word2VecParams = field(default_factory=Word2VecParams)
     session_gap_seconds: float = 0.0
@@ -51,6 +55,7 @@ class TrainConfig:
     scoring: str = "auto"  # auto | output | input
     num_candidates: int = 100
     ranker_c: float = 0.1
+    ranker_positive_weight: float = 1.0
     cross_value: float = 0.03
     token_value: float = 0.1
     hash_bits: int = 18
@@ -68,6 +73,7 @@ class TrainConfig:
             "scoring": self.scoring,
             "num_candidates": self.num_candidates,
             "ranker_c": self.ranker_c,
+            "ranker_positive_weight": self.ranker_positive_weight,
             "cross_value": self.cross_value,
             "token_value": self.token_value,
             "hash_bits": self.hash_bits,

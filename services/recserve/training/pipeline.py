@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from recserve.model.ann import AnnIndex
+from recserve.model.attribute_means import AttributeMeans
 from recserve.model.bundle import EVAL_JSON, EVAL_MD, BundleContents, write_bundle
-from recserve.model.features import FeatureEncoder
+from recserve.model.features import FeatureEncoder, FeatureSpec
 from recserve.model.query import QueryConfig, query_vector
 from recserve.model.ranker import Ranker
 from recserve.model.recommend import AnnCandidates, rank, retrieve
 from recserve.training.ann_tuning import tune_index
+from recserve.training.catalog import merge_catalog, read_catalog
 from recserve.training.config import Progress, TrainConfig
 from recserve.training.data import DataError, Dataset, load_dataset
 from recserve.training.embeddings import ItemEmbeddings, train_item2vec
@@ -45,6 +47,7 @@ from recserve.training.ranker_training import (
     RankerExamples,
     fit_feature_spec,
     fit_ranker,
+    item_state_of,
     standardised_encoder,
 )
 from recserve.training.sequences import (
@@ -168,7 +171,10 @@ def examples_for(
     cases: EvalCases,
     space: ModelSpace,
     features: Sequence[Mapping[str, str]],
+    times: np.ndarray | None = None,
 ) -> RankerExamples:
+    """The lists as ranker examples; `times` are the held-out events' times (the request
+    time the age features read; None: unknown)."""
     targets = space.index_of[cases.targets]
     return RankerExamples(
         features=list(features),
@@ -177,6 +183,8 @@ def examples_for(
         labels=[
             (c == t).astype(np.int8) for (c, _), t in zip(lists, targets.tolist(), strict=True)
         ],
+        histories=[space.history(h) for h in cases.histories],
+        times=[None] * len(lists) if times is None else [float(t) for t in times],
     )
 
 
@@ -191,6 +199,14 @@ def _sample(positions: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 
 def load_training_data(config: TrainConfig, say: Callable[[str], None]) -> Dataset:
+    """The data, merged with the live catalog when `config.catalog_redis` is set."""
+    dataset = _read_data(config, say)
+    if config.catalog_redis:
+        merge_catalog(dataset, read_catalog(config.catalog_redis))
+    return dataset
+
+
+def _read_data(config: TrainConfig, say: Callable[[str], None]) -> Dataset:
     if config.fmt == "synthetic" and config.data is None:
         spec = config.synthetic or SyntheticSpec(
             items=10_000, users=2_000, events=200_000, seed=config.seed
@@ -405,6 +421,32 @@ def candidate_lists(
 
 
 @dataclass
+class EvaluationModel:
+    """The evaluation model as `train` builds it (word2vec on the training events, scoring
+    choice, tuned index, holdout), for reports that refit only what comes after it."""
+
+    data: TrainData
+    emb: ItemEmbeddings
+    space: ModelSpace
+    holdout: Holdout
+    scoring: ScoringChoice
+    index: AnnIndex
+
+    def lists(self, config: TrainConfig, cases: EvalCases) -> list[AnnCandidates]:
+        return candidate_lists(config, self.index, self.emb, self.space, cases)
+
+
+def evaluation_model(config: TrainConfig, say: Callable[[str], None]) -> EvaluationModel:
+    data = load_and_split(config, say)
+    emb = fit_word2vec(config, data.seqs, data.split.train, "word2vec on {:,} training events", say)
+    space = ModelSpace.of(emb, data.num_items)
+    holdout = sample_holdout(config, data)
+    scoring = choose_scoring_vectors(config, emb, space, holdout.val, say)
+    index, _ = tune_evaluation_index(config, emb, scoring, say)
+    return EvaluationModel(data, emb, space, holdout, scoring, index)
+
+
+@dataclass
 class RankerFit:
     """The ranker trained on validation lists, with what the manifest reports about it."""
 
@@ -421,9 +463,11 @@ def fit_ranking_model(
     holdout: Holdout,
     val_lists: Sequence[AnnCandidates],
     say: Callable[[str], None],
+    adjust: Callable[[FeatureSpec], FeatureSpec] | None = None,
 ) -> RankerFit:
     """Logistic regression on the validation candidate lists (events word2vec never saw):
-    label 1 for the item the user took next, 0 for the other candidates."""
+    label 1 for the item the user took next, 0 for the other candidates. `adjust` changes the
+    fitted feature spec (the feature ablation removes a group with it)."""
     dataset = data.dataset
     inter = dataset.interactions
     item_rows = [dataset.item_features.get(inter.item_ids[c], {}) for c in space.codes.tolist()]
@@ -435,18 +479,24 @@ def fit_ranking_model(
         hash_bits=config.hash_bits,
     )
     spec = replace(spec, cross_value=config.cross_value, token_value=config.token_value)
+    if adjust is not None:
+        spec = adjust(spec)
     examples = examples_for(
         val_lists,
         holdout.val,
         space,
         user_feature_rows(dataset, holdout.val, holdout.val_pos, data.seqs),
+        data.seqs.timestamps[holdout.val_pos],
     )
-    encoder = standardised_encoder(spec, item_rows, counts, examples)
+    item_state = item_state_of(data.seqs, data.split.train, space.index_of)
+    encoder = standardised_encoder(spec, item_rows, counts, examples, item_state)
     positives = int(sum(int(y.sum()) for y in examples.labels))
     say(
         f"ranker: logistic regression on {len(examples):,} validation candidate lists ({positives:,} positives)"
     )
-    ranker = fit_ranker(encoder, examples, c=config.ranker_c)
+    ranker = fit_ranker(
+        encoder, examples, c=config.ranker_c, positive_weight=config.ranker_positive_weight
+    )
     return RankerFit(ranker, feature_report, len(examples), positives)
 
 
@@ -551,9 +601,17 @@ def bundle_contents(
     item_ids = [inter.item_ids[c] for c in served.space.codes.tolist()]
     popularity = np.bincount(inter.items, minlength=len(inter.item_ids))[served.space.codes]
     items = [dataset.item_features.get(i, {}) for i in item_ids]
+    scoring_vectors = served.emb.scoring(scoring)
     ranker = fitted.ranker
     served_ranker = Ranker(
-        FeatureEncoder(ranker.encoder.spec, items, popularity), ranker.weights, ranker.intercept
+        FeatureEncoder(
+            ranker.encoder.spec,
+            items,
+            popularity,
+            item_state_of(data.seqs, np.ones(data.seqs.items.size, bool), served.space.index_of),
+        ),
+        ranker.weights,
+        ranker.intercept,
     )
     report = evaluation.to_dict()
     manifest = {
@@ -564,6 +622,7 @@ def bundle_contents(
             "events": len(inter),
             "users": len(inter.user_ids),
             "items": len(inter.item_ids),
+            "event_types": inter.event_types,
             "load_report": dataset.report.to_dict(),
         },
         "scoring_vectors": scoring,
@@ -587,7 +646,12 @@ def bundle_contents(
         index=served.index,
         ranker=served_ranker,
         item_features=items,
+        popular_exclude=dataset.unavailable,
         manifest=manifest,
+        scoring_vectors=None if scoring == "input" else scoring_vectors,
+        # Popularity-weighted, rescaled means retrieved held-out items best (docs/training.md,
+        # "Cold start").
+        attribute_means=AttributeMeans.fit(items, served.emb.input, scoring_vectors, popularity),
         users=list(_user_seed(dataset, data.seqs, served.space, item_ids)),
         reports={
             EVAL_JSON: json.dumps(json_safe({**report, "ann": ann}), indent=2, allow_nan=False)
@@ -621,8 +685,14 @@ def evaluate_test(
     cand_ranks = np.where(warm, list_ranks(lists, cases, space), pop_ranks)
 
     features = user_feature_rows(data.dataset, cases, holdout.test_pos, seqs)
-    examples = examples_for(lists, cases, space, features)
-    scored = ranker.score_batch(examples.features, examples.candidates, examples.ann_scores)
+    examples = examples_for(lists, cases, space, features, seqs.timestamps[holdout.test_pos])
+    scored = ranker.score_batch(
+        examples.features,
+        examples.candidates,
+        examples.ann_scores,
+        examples.histories,
+        examples.times,
+    )
     targets = space.index_of[cases.targets]
     pipe_ranks = np.asarray(
         [

@@ -2,7 +2,9 @@
 
 Each training list is what the candidate stage returns for a held-out next event (the events
 word2vec did not see): label 1 for the item the user really took next, 0 for the other
-candidates. Features come from `recserve.model.features`, the code serving runs.
+candidates. Features come from `recserve.model.features`, the code serving runs; the per-item
+state they read (item-kNN neighbour table, decayed popularity, first-event times) is
+`fit_item_state`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,26 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from recserve.model.features import FeatureEncoder, FeatureSpec, FeatureTransform, RawValue
+from recserve.model.features import (
+    NUMERIC_FEATURES,
+    FeatureEncoder,
+    FeatureSpec,
+    FeatureTransform,
+    ItemState,
+    RawValue,
+)
 from recserve.model.ranker import Ranker
+from recserve.training.sequences import UserSequences
 
 MAX_CATEGORIES = 200
 NUMERIC_MIN_DISTINCT = 12
 NUMERIC_MIN_SHARE = 0.95
 NUM_BINS = 8
+# log(1 + history length) bin edges of the history-length user token.
+HISTORY_EDGES = tuple(float(np.log1p(n)) for n in (5, 10, 20, 50, 100))
+NEIGHBOURS = 50
+HALF_LIFE_DAYS = 14.0
+_DAY = 86400.0
 
 
 @dataclass
@@ -100,6 +115,10 @@ def fit_feature_spec(
         user=tuple(users.transforms),
         item=tuple(items.transforms),
         popularity_edges=tuple(float(e) for e in pop_edges),
+        numeric=NUMERIC_FEATURES,
+        numeric_mean=(0.0,) * len(NUMERIC_FEATURES),
+        numeric_scale=(1.0,) * len(NUMERIC_FEATURES),
+        history_edges=HISTORY_EDGES,
     )
     report = {
         "user_features": [t.name for t in users.transforms],
@@ -112,14 +131,66 @@ def fit_feature_spec(
     return spec, report
 
 
+def fit_item_state(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray,
+    num_items: int,
+    *,
+    neighbours: int = NEIGHBOURS,
+    half_life_days: float = HALF_LIFE_DAYS,
+    block: int = 1024,
+) -> ItemState:
+    """Per-item state from events in model item indices: each item's top `neighbours` items by
+    cosine of co-occurrence (binary user x item matrix; rows in index order, see `ItemState`),
+    its event count decayed with `half_life_days` to the last event's time, and the time of its
+    first event (items without events: the last event's time)."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    times = np.asarray(times, dtype=np.float64)
+    num_users = int(users.max()) + 1 if users.size else 0
+    matrix = sparse.csr_matrix(
+        (np.ones(users.size, dtype=np.float32), (users, items)), shape=(num_users, num_items)
+    )
+    matrix.data[:] = 1.0  # duplicates summed by the constructor: back to binary
+    item_user = matrix.T.tocsr()
+    norms = np.sqrt(np.maximum(np.asarray(item_user.sum(axis=1)).ravel(), 1.0))
+    top = min(neighbours, max(num_items - 1, 1))
+    nbr = np.full((num_items, top), num_items, dtype=np.int32)
+    sim = np.zeros((num_items, top), dtype=np.float32)
+    for lo in range(0, num_items, block):
+        hi = min(lo + block, num_items)
+        co = (item_user[lo:hi] @ matrix).tocsr()  # sparse: memory follows co-occurrences
+        for row in range(hi - lo):
+            start, end = co.indptr[row], co.indptr[row + 1]
+            cols = co.indices[start:end]
+            cosine = co.data[start:end] / (norms[lo + row] * norms[cols])
+            cosine[cols == lo + row] = 0.0  # not its own neighbour
+            # Highest cosine first, ties by item index: a stable order for the same events.
+            order = np.lexsort((cols, -cosine))[:top]
+            order = order[cosine[order] > 0]
+            order = order[np.argsort(cols[order])]  # ItemState rows are in index order
+            nbr[lo + row, : order.size] = cols[order]
+            sim[lo + row, : order.size] = cosine[order]
+    now = float(times.max()) if times.size else 0.0
+    decay = np.exp2(-(now - times) / (half_life_days * _DAY))
+    recent = np.bincount(items, weights=decay, minlength=num_items)
+    first = np.full(num_items, now)
+    np.minimum.at(first, items, times)
+    return ItemState(nbr, sim, recent.astype(np.float64), first)
+
+
 @dataclass
 class RankerExamples:
-    """Candidate lists of held-out events, with labels."""
+    """Candidate lists of held-out events, with labels, the history (model item indices,
+    oldest first) each list was built from and the held-out event's time (epoch seconds)."""
 
     features: list[Mapping[str, str]]
     candidates: list[np.ndarray]
     ann_scores: list[np.ndarray]
     labels: list[np.ndarray]
+    histories: list[np.ndarray]
+    times: list[float | None]
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -131,6 +202,8 @@ class RankerExamples:
             [self.candidates[i] for i in pick],
             [self.ann_scores[i] for i in pick],
             [self.labels[i] for i in pick],
+            [self.histories[i] for i in pick],
+            [self.times[i] for i in pick],
         )
 
 
@@ -139,12 +212,19 @@ def standardised_encoder(
     item_features: Sequence[Mapping[str, RawValue]],
     popularity: np.ndarray,
     examples: RankerExamples,
+    item_state: ItemState | None = None,
 ) -> FeatureEncoder:
     """Encoder whose numeric features are standardised on the training lists."""
-    raw = FeatureEncoder(spec, item_features, popularity)
+    raw = FeatureEncoder(spec, item_features, popularity, item_state)
     stacked = [
-        raw.numeric_raw(c, a)
-        for c, a in zip(examples.candidates, examples.ann_scores, strict=True)
+        raw.numeric_raw(c, a, h, t)
+        for c, a, h, t in zip(
+            examples.candidates,
+            examples.ann_scores,
+            examples.histories,
+            examples.times,
+            strict=True,
+        )
         if c.size
     ]
     if stacked:
@@ -154,15 +234,22 @@ def standardised_encoder(
     else:
         mean, scale = np.zeros(len(spec.numeric)), np.ones(len(spec.numeric))
     spec = spec.with_numeric_stats(mean.tolist(), scale.tolist())
-    return FeatureEncoder(spec, item_features, popularity)
+    return FeatureEncoder(spec, item_features, popularity, item_state)
 
 
 def design_matrix(
     encoder: FeatureEncoder, examples: RankerExamples
 ) -> tuple[sparse.csr_matrix, np.ndarray]:
     blocks = [
-        encoder.encode(f, c, a)
-        for f, c, a in zip(examples.features, examples.candidates, examples.ann_scores, strict=True)
+        encoder.encode(f, c, a, h, t)
+        for f, c, a, h, t in zip(
+            examples.features,
+            examples.candidates,
+            examples.ann_scores,
+            examples.histories,
+            examples.times,
+            strict=True,
+        )
         if c.size
     ]
     labels = [y for y in examples.labels if y.size]
@@ -172,16 +259,38 @@ def design_matrix(
 
 
 def fit_ranker(
-    encoder: FeatureEncoder, examples: RankerExamples, *, c: float, max_iter: int = 1000
+    encoder: FeatureEncoder,
+    examples: RankerExamples,
+    *,
+    c: float,
+    positive_weight: float = 1.0,
+    max_iter: int = 1000,
 ) -> Ranker:
+    """L2 logistic regression; `positive_weight` is the class weight of the positives (one per
+    list against ~100 negatives)."""
     matrix, labels = design_matrix(encoder, examples)
     if labels.min() == labels.max():
         raise ValueError("ranker training lists hold only one class (is the candidate recall 0?)")
     # Fit on the columns that occur only: the hashed space is mostly empty, and L-BFGS on
     # 2**18 columns is several times slower for the same solution (unused weights stay 0).
     used = np.unique(matrix.indices)
-    model = LogisticRegression(C=c, solver="lbfgs", max_iter=max_iter, tol=1e-6)
+    model = LogisticRegression(
+        C=c, solver="lbfgs", max_iter=max_iter, tol=1e-6, class_weight={0: 1.0, 1: positive_weight}
+    )
     model.fit(matrix[:, used], labels)
     weights = np.zeros(encoder.spec.dim, dtype=np.float64)
     weights[used] = model.coef_.ravel()
     return Ranker(encoder, weights, float(model.intercept_[0]))
+
+
+def item_state_of(seqs: UserSequences, mask: np.ndarray, index_of: np.ndarray) -> ItemState:
+    """`fit_item_state` over the masked events, in model item indices (`index_of` maps dataset
+    item codes to them; items outside the model are left out)."""
+    items = index_of[seqs.items[mask]]
+    known = items >= 0
+    return fit_item_state(
+        seqs.users[mask][known],
+        items[known],
+        seqs.timestamps[mask][known],
+        int(index_of.max()) + 1 if index_of.size else 0,
+    )

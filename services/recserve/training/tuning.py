@@ -4,13 +4,20 @@ word2vec: coordinate descent — one parameter at a time over its grid, keeping 
 before moving to the next. Each fit is scored by validation HR@10 / NDCG@10 with exact full
 ranking, for both scoring vector choices; query settings (history length, decay) are swept on
 every fit since they need no refit. Ranker: 5-fold cross-validation over users of the
-validation candidate lists, judged by how the re-ranked lists place the true next item.
+validation candidate lists (L2 strength, positive class weight, cross/token values), judged by
+how the re-ranked lists place the true next item.
 
     python -m recserve.training tune [--data ... --format ...] --out tuning.json
+
+The ranker sweep alone (current word2vec settings) and the feature ablation (each group removed
+in turn, the ranker refit on validation and scored on test, docs/training.md):
+
+    python -m recserve.training.tuning ranker|ablation [--out result.json]
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import tempfile
@@ -21,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from recserve.model.features import FeatureSpec, ItemState
 from recserve.model.query import QueryConfig
 from recserve.model.recommend import rank, retrieve
 from recserve.training.ann_tuning import tune_index
@@ -30,8 +38,11 @@ from recserve.training.evaluation import EvalCases, hit_rate, ndcg
 from recserve.training.pipeline import (
     ModelSpace,
     eval_cases,
+    evaluate_test,
+    evaluation_model,
     exact_ranks,
     examples_for,
+    fit_ranking_model,
     list_ranks,
     load_training_data,
     query_matrix,
@@ -41,6 +52,7 @@ from recserve.training.ranker_training import (
     RankerExamples,
     fit_feature_spec,
     fit_ranker,
+    item_state_of,
     standardised_encoder,
 )
 from recserve.training.sequences import leave_last_out, sort_by_user_time, write_corpus
@@ -58,10 +70,28 @@ WORD2VEC_GRID: dict[str, Sequence[Any]] = {
 }
 HISTORY_LENGTHS = (1, 3, 5, 10, 20, 50)
 DECAYS = (0.5, 0.7, 0.8, 0.9, 1.0)
+# cross_value/token_value were swept before the history features existed (0.03/0.1 won);
+# each setting is 5 ranker fits, so the grid stays small.
 RANKER_GRID = {
-    "c": (0.1, 0.3, 1.0),
-    "cross_value": (0.03, 0.1, 0.3, 1.0),
-    "token_value": (0.1, 0.3, 1.0),
+    "c": (0.03, 0.1, 0.3, 1.0),
+    "positive_weight": (1.0, 5.0),
+    "cross_value": (0.03,),
+    "token_value": (0.1,),
+}
+# Feature groups the ablation removes one at a time (`without`).
+ABLATION_GROUPS: dict[str, tuple[str, ...]] = {
+    "ann (score, gap, rank)": ("ann_score", "ann_gap", "ann_rank_log"),
+    "popularity (all-time, decayed)": ("item_log_pop", "item_log_recent_pop"),
+    "item age at request time (age, days until first event)": (
+        "item_log_age",
+        "item_log_until_first",
+    ),
+    # Non-zero only offline (see recserve.model.features): how much of the gain it is.
+    "days until first event alone": ("item_log_until_first",),
+    "co-occurrence (item-kNN session, last item)": ("knn_session", "knn_last"),
+    "attribute affinity": ("attr_affinity",),
+    "crosses (user/context x item tokens)": ("crosses",),
+    "history length token": ("history_length",),
 }
 CV_FOLDS = 5
 
@@ -195,24 +225,38 @@ def tune_ranker(
         counts,
         hash_bits=config.hash_bits,
     )
-    examples = examples_for(lists, cases, space, user_feature_rows(dataset, cases, split.val, seqs))
+    examples = examples_for(
+        lists,
+        cases,
+        space,
+        user_feature_rows(dataset, cases, split.val, seqs),
+        seqs.timestamps[split.val],
+    )
+    state = item_state_of(seqs, split.train, space.index_of)
     base = list_ranks(lists, cases, space)
     trials: list[dict[str, Any]] = [
         {"setting": "ANN order", "hr@10": hit_rate(base, 10), "ndcg@10": ndcg(base, 10)}
     ]
     say(f"ANN order: HR@10 {trials[0]['hr@10']:.4f} NDCG@10 {trials[0]['ndcg@10']:.4f}")
     folds = np.random.default_rng(config.seed).integers(0, CV_FOLDS, len(examples))
-    for c, cross_value, token_value in itertools.product(*RANKER_GRID.values()):
+    for c, positive_weight, cross_value, token_value in itertools.product(*RANKER_GRID.values()):
         ranks = _cross_validate(
             replace(spec, cross_value=cross_value, token_value=token_value),
             rows,
             counts,
+            state,
             examples,
             folds,
             c,
+            positive_weight,
         )
         trial = {
-            "setting": {"c": c, "cross_value": cross_value, "token_value": token_value},
+            "setting": {
+                "c": c,
+                "positive_weight": positive_weight,
+                "cross_value": cross_value,
+                "token_value": token_value,
+            },
             "hr@10": hit_rate(ranks, 10),
             "ndcg@10": ndcg(ranks, 10),
         }
@@ -222,21 +266,89 @@ def tune_ranker(
 
 
 def _cross_validate(
-    spec: Any, rows: Any, counts: np.ndarray, examples: RankerExamples, folds: np.ndarray, c: float
+    spec: Any,
+    rows: Any,
+    counts: np.ndarray,
+    state: ItemState,
+    examples: RankerExamples,
+    folds: np.ndarray,
+    c: float,
+    positive_weight: float,
 ) -> np.ndarray:
     ranks = np.full(len(examples), -1, dtype=np.int64)
     for fold in range(CV_FOLDS):
         train, test = examples.subset(folds != fold), np.flatnonzero(folds == fold)
-        encoder = standardised_encoder(spec, rows, counts, train)
-        ranker = fit_ranker(encoder, train, c=c)
+        encoder = standardised_encoder(spec, rows, counts, train, state)
+        ranker = fit_ranker(encoder, train, c=c, positive_weight=positive_weight)
         held = examples.subset(folds == fold)
-        scores = ranker.score_batch(held.features, held.candidates, held.ann_scores)
+        scores = ranker.score_batch(
+            held.features, held.candidates, held.ann_scores, held.histories, held.times
+        )
         for j, (cands, s, labels) in enumerate(
             zip(held.candidates, scores, held.labels, strict=True)
         ):
             if labels.any():
                 ranks[test[j]] = int(np.flatnonzero(labels[rank(s, cands, cands.size)])[0])
     return ranks
+
+
+def without(spec: FeatureSpec, group: Sequence[str]) -> FeatureSpec:
+    """The spec with one `ABLATION_GROUPS` group removed."""
+    if "crosses" in group:
+        return replace(spec, user=())
+    if "history_length" in group:
+        return replace(spec, history_edges=())
+    numeric = tuple(n for n in spec.numeric if n not in group)
+    return replace(
+        spec,
+        numeric=numeric,
+        numeric_mean=(0.0,) * len(numeric),
+        numeric_scale=(1.0,) * len(numeric),
+    )
+
+
+def ablation(config: TrainConfig, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The `train` pipeline's evaluation model, its ranker refit on the validation lists with
+    each feature group removed in turn, every fit scored on the same test lists (reported
+    only: no choice is made on test). Rows: HR@10, NDCG@10, AUC and their change against the
+    ranker with every feature."""
+    model = evaluation_model(config, say)
+    data, space, holdout = model.data, model.space, model.holdout
+    val_lists, test_lists = model.lists(config, holdout.val), model.lists(config, holdout.test)
+    rows: list[dict[str, Any]] = []
+    for name, group in [("none (all features)", ()), *ABLATION_GROUPS.items()]:
+        fitted = fit_ranking_model(
+            config,
+            data,
+            space,
+            holdout,
+            val_lists,
+            say,
+            adjust=functools.partial(without, group=group) if group else None,
+        )
+        metrics, _ = evaluate_test(config, data, holdout, test_lists, space, fitted.ranker)
+        if not rows:
+            rows.append({"removed": "ANN order (no ranker)", **metrics["candidates"]})
+        rows.append({"removed": name, **metrics["pipeline"]})
+        say(f"without {name}: HR@10 {rows[-1]['hr@10']:.4f} NDCG@10 {rows[-1]['ndcg@10']:.4f}")
+    full = rows[1]
+    for row in rows:
+        for key in ("hr@10", "ndcg@10", "auc"):
+            row[f"delta_{key}"] = row[key] - full[key]
+    return rows
+
+
+def ablation_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| removed | HR@10 | NDCG@10 | AUC | ΔHR@10 | ΔNDCG@10 | ΔAUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['removed']} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} | {r['auc']:.4f} | "
+            f"{r['delta_hr@10']:+.4f} | {r['delta_ndcg@10']:+.4f} | {r['delta_auc']:+.4f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def run(
@@ -248,3 +360,34 @@ def run(
         out.write_text(json.dumps(result, indent=2) + "\n")
         progress(f"tuning results: {out}")
     return result
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="ranker sweep or feature ablation (MovieLens-100K)"
+    )
+    parser.add_argument("mode", choices=["ranker", "ablation"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    config, progress = TrainConfig(), Progress()
+    result: Any
+    if args.mode == "ablation":
+        result = ablation(config, progress)
+        print(ablation_table(result))
+    else:
+        dataset = load_training_data(config, progress)
+        seqs = sort_by_user_time(dataset.interactions)
+        setting = {**config.w2v.to_dict(), "session_gap_seconds": config.session_gap_seconds}
+        result = tune_ranker(
+            config, dataset, seqs, leave_last_out(seqs), setting, config.query, say=progress
+        )
+        best = max(result[1:], key=lambda t: (round(t["hr@10"], 4), round(t["ndcg@10"], 4)))
+        print(json.dumps(best))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crecserve/v1/candidates.proto\x12\x0brecserve.v1\"m\n\x0e\x43\x61ndidateQuery\x12\x18\n\x10query_vector_f32\x18\x01 \x01(\x0c\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x16\n\x0enum_candidates\x18\x04 \x01(\x05\"e\n\rCandidateList\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x14\n\x0citem_indices\x18\x02 \x03(\r\x12\x12\n\nann_scores\x18\x03 \x03(\x02\x12\x18\n\x10unknown_item_ids\x18\x04 \x03(\t\"^\n\x17SearchCandidatesRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12,\n\x07queries\x18\x02 \x03(\x0b\x32\x1b.recserve.v1.CandidateQuery\"^\n\x18SearchCandidatesResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.recserve.v1.CandidateList2x\n\x10\x43\x61ndidateService\x12\x64\n\x10SearchCandidates\x12$.recserve.v1.SearchCandidatesRequest\x1a%.recserve.v1.SearchCandidatesResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crecserve/v1/candidates.proto\x12\x0brecserve.v1\"m\n\x0e\x43\x61ndidateQuery\x12\x18\n\x10query_vector_f32\x18\x01 \x01(\x0c\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x18\n\x10\x65xclude_item_ids\x18\x03 \x03(\t\x12\x16\n\x0enum_candidates\x18\x04 \x01(\x05\"y\n\rCandidateList\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x14\n\x0citem_indices\x18\x02 \x03(\r\x12\x12\n\nann_scores\x18\x03 \x03(\x02\x12\x18\n\x10unknown_item_ids\x18\x04 \x03(\t\x12\x12\n\ncold_start\x18\x05 \x03(\x08\"^\n\x17SearchCandidatesRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12,\n\x07queries\x18\x02 \x03(\x0b\x32\x1b.recserve.v1.CandidateQuery\"^\n\x18SearchCandidatesResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.recserve.v1.CandidateList2x\n\x10\x43\x61ndidateService\x12\x64\n\x10SearchCandidates\x12$.recserve.v1.SearchCandidatesRequest\x1a%.recserve.v1.SearchCandidatesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,11 +36,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATEQUERY']._serialized_start=45
   _globals['_CANDIDATEQUERY']._serialized_end=154
   _globals['_CANDIDATELIST']._serialized_start=156
-  _globals['_CANDIDATELIST']._serialized_end=257
-  _globals['_SEARCHCANDIDATESREQUEST']._serialized_start=259
-  _globals['_SEARCHCANDIDATESREQUEST']._serialized_end=353
-  _globals['_SEARCHCANDIDATESRESPONSE']._serialized_start=355
-  _globals['_SEARCHCANDIDATESRESPONSE']._serialized_end=449
-  _globals['_CANDIDATESERVICE']._serialized_start=451
-  _globals['_CANDIDATESERVICE']._serialized_end=571
+  _globals['_CANDIDATELIST']._serialized_end=277
+  _globals['_SEARCHCANDIDATESREQUEST']._serialized_start=279
+  _globals['_SEARCHCANDIDATESREQUEST']._serialized_end=373
+  _globals['_SEARCHCANDIDATESRESPONSE']._serialized_start=375
+  _globals['_SEARCHCANDIDATESRESPONSE']._serialized_end=469
+  _globals['_CANDIDATESERVICE']._serialized_start=471
+  _globals['_CANDIDATESERVICE']._serialized_end=591
 # @@protoc_insertion_point(module_scope)

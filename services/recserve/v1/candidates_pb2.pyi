@@ -19,16 +19,18 @@ class CandidateQuery(_message.Message):
     def __init__(self, query_vector_f32: _Optional[bytes] = ..., item_id: _Optional[str] = ..., exclude_item_ids: _Optional[_Iterable[str]] = ..., num_candidates: _Optional[int] = ...) -> None: ...
 
 class CandidateList(_message.Message):
-    __slots__ = ("item_ids", "item_indices", "ann_scores", "unknown_item_ids")
+    __slots__ = ("item_ids", "item_indices", "ann_scores", "unknown_item_ids", "cold_start")
     ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     ITEM_INDICES_FIELD_NUMBER: _ClassVar[int]
     ANN_SCORES_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_FIELD_NUMBER: _ClassVar[int]
     item_ids: _containers.RepeatedScalarFieldContainer[str]
     item_indices: _containers.RepeatedScalarFieldContainer[int]
     ann_scores: _containers.RepeatedScalarFieldContainer[float]
     unknown_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_ids: _Optional[_Iterable[str]] = ..., item_indices: _Optional[_Iterable[int]] = ..., ann_scores: _Optional[_Iterable[float]] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    cold_start: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, item_ids: _Optional[_Iterable[str]] = ..., item_indices: _Optional[_Iterable[int]] = ..., ann_scores: _Optional[_Iterable[float]] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ..., cold_start: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class SearchCandidatesRequest(_message.Message):
     __slots__ = ("model_version", "queries")

@@ -104,19 +104,25 @@ class GetUserStatesResponse(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., states: _Optional[_Iterable[_Union[UserState, _Mapping]]] = ...) -> None: ...
 
 class AppendUserEventsRequest(_message.Message):
-    __slots__ = ("user_id", "item_ids", "timestamps_ms")
+    __slots__ = ("user_id", "item_ids", "timestamps_ms", "event_types", "event_ids")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     item_ids: _containers.RepeatedScalarFieldContainer[str]
     timestamps_ms: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, user_id: _Optional[str] = ..., item_ids: _Optional[_Iterable[str]] = ..., timestamps_ms: _Optional[_Iterable[int]] = ...) -> None: ...
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., item_ids: _Optional[_Iterable[str]] = ..., timestamps_ms: _Optional[_Iterable[int]] = ..., event_types: _Optional[_Iterable[str]] = ..., event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AppendUserEventsResponse(_message.Message):
-    __slots__ = ("accepted", "unknown_item_ids")
+    __slots__ = ("accepted", "unknown_item_ids", "duplicates")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     unknown_item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, accepted: _Optional[int] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., unknown_item_ids: _Optional[_Iterable[str]] = ..., duplicates: _Optional[int] = ...) -> None: ...

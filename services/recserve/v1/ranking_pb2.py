@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from recserve.v1 import types_pb2 as recserve_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19recserve/v1/ranking.proto\x12\x0brecserve.v1\x1a\x17recserve/v1/types.proto\"\xd3\x01\n\tRankQuery\x12\x36\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32$.recserve.v1.RankQuery.FeaturesEntry\x12\x14\n\x0citem_indices\x18\x02 \x03(\r\x12\x12\n\nann_scores\x18\x03 \x03(\x02\x12(\n\x07\x66ilters\x18\x04 \x03(\x0b\x32\x17.recserve.v1.ItemFilter\x12\t\n\x01k\x18\x05 \x01(\x05\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\nRankedList\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\"W\n\x15RankCandidatesRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\'\n\x07queries\x18\x02 \x03(\x0b\x32\x16.recserve.v1.RankQuery\"Y\n\x16RankCandidatesResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.recserve.v1.RankedList2p\n\x0eRankingService\x12^\n\x0eRankCandidates\x12\".recserve.v1.RankCandidatesRequest\x1a#.recserve.v1.RankCandidatesResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19recserve/v1/ranking.proto\x12\x0brecserve.v1\x1a\x17recserve/v1/types.proto\"\x86\x02\n\tRankQuery\x12\x36\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32$.recserve.v1.RankQuery.FeaturesEntry\x12\x14\n\x0citem_indices\x18\x02 \x03(\r\x12\x12\n\nann_scores\x18\x03 \x03(\x02\x12(\n\x07\x66ilters\x18\x04 \x03(\x0b\x32\x17.recserve.v1.ItemFilter\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x18\n\x10history_item_ids\x18\x06 \x03(\t\x12\x17\n\x0frequest_time_ms\x18\x07 \x01(\x03\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\nRankedList\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.recserve.v1.ScoredItem\"W\n\x15RankCandidatesRequest\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\'\n\x07queries\x18\x02 \x03(\x0b\x32\x16.recserve.v1.RankQuery\"Y\n\x16RankCandidatesResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.recserve.v1.RankedList2p\n\x0eRankingService\x12^\n\x0eRankCandidates\x12\".recserve.v1.RankCandidatesRequest\x1a#.recserve.v1.RankCandidatesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,15 +37,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RANKINGSERVICE'].methods_by_name['RankCandidates']._loaded_options = None
   _globals['_RANKINGSERVICE'].methods_by_name['RankCandidates']._serialized_options = b'\220\002\001'
   _globals['_RANKQUERY']._serialized_start=68
-  _globals['_RANKQUERY']._serialized_end=279
-  _globals['_RANKQUERY_FEATURESENTRY']._serialized_start=232
-  _globals['_RANKQUERY_FEATURESENTRY']._serialized_end=279
-  _globals['_RANKEDLIST']._serialized_start=281
-  _globals['_RANKEDLIST']._serialized_end=333
-  _globals['_RANKCANDIDATESREQUEST']._serialized_start=335
-  _globals['_RANKCANDIDATESREQUEST']._serialized_end=422
-  _globals['_RANKCANDIDATESRESPONSE']._serialized_start=424
-  _globals['_RANKCANDIDATESRESPONSE']._serialized_end=513
-  _globals['_RANKINGSERVICE']._serialized_start=515
-  _globals['_RANKINGSERVICE']._serialized_end=627
+  _globals['_RANKQUERY']._serialized_end=330
+  _globals['_RANKQUERY_FEATURESENTRY']._serialized_start=283
+  _globals['_RANKQUERY_FEATURESENTRY']._serialized_end=330
+  _globals['_RANKEDLIST']._serialized_start=332
+  _globals['_RANKEDLIST']._serialized_end=384
+  _globals['_RANKCANDIDATESREQUEST']._serialized_start=386
+  _globals['_RANKCANDIDATESREQUEST']._serialized_end=473
+  _globals['_RANKCANDIDATESRESPONSE']._serialized_start=475
+  _globals['_RANKCANDIDATESRESPONSE']._serialized_end=564
+  _globals['_RANKINGSERVICE']._serialized_start=566
+  _globals['_RANKINGSERVICE']._serialized_end=678
 # @@protoc_insertion_point(module_scope)

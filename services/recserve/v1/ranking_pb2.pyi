@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RankQuery(_message.Message):
-    __slots__ = ("features", "item_indices", "ann_scores", "filters", "k")
+    __slots__ = ("features", "item_indices", "ann_scores", "filters", "k", "history_item_ids", "request_time_ms")
     class FeaturesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -21,12 +21,16 @@ class RankQuery(_message.Message):
     ANN_SCORES_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     features: _containers.ScalarMap[str, str]
     item_indices: _containers.RepeatedScalarFieldContainer[int]
     ann_scores: _containers.RepeatedScalarFieldContainer[float]
     filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.ItemFilter]
     k: int
-    def __init__(self, features: _Optional[_Mapping[str, str]] = ..., item_indices: _Optional[_Iterable[int]] = ..., ann_scores: _Optional[_Iterable[float]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ..., k: _Optional[int] = ...) -> None: ...
+    history_item_ids: _containers.RepeatedScalarFieldContainer[str]
+    request_time_ms: int
+    def __init__(self, features: _Optional[_Mapping[str, str]] = ..., item_indices: _Optional[_Iterable[int]] = ..., ann_scores: _Optional[_Iterable[float]] = ..., filters: _Optional[_Iterable[_Union[_types_pb2.ItemFilter, _Mapping]]] = ..., k: _Optional[int] = ..., history_item_ids: _Optional[_Iterable[str]] = ..., request_time_ms: _Optional[int] = ...) -> None: ...
 
 class RankedList(_message.Message):
     __slots__ = ("items",)

@@ -197,6 +197,7 @@ class EventAccumulator:
                 users, items, ts, weights = users[keep], items[keep], ts[keep], weights[keep]
                 context = {c: v[keep] for c, v in context.items()}
         report.kept = int(users.size)
+        names = {code: name for name, code in self.event_codes.items()}
         return Interactions(
             user_ids=list(self.user_codes),
             item_ids=list(self.item_codes),
@@ -207,6 +208,8 @@ class EventAccumulator:
             context={
                 c: (context[c], list(self.context_codes[c])) for c in self.options.context_columns
             },
+            # Dropped repeats duplicate a kept event, so they remove no type.
+            event_types=sorted({names.get(int(code), "") for code in np.unique(events)}),
         )
 
 

@@ -115,6 +115,9 @@ class Interactions:
     weights: np.ndarray  # float32
     # Per-event categorical context (e.g. device): codes (int32, -1 = missing) + categories.
     context: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    # The event types of these events, sorted ("" for events without one); published so
+    # serving uses the same types as history.
+    event_types: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
@@ -135,6 +138,9 @@ class Dataset:
     item_features: dict[str, dict[str, RawValue]]
     user_features: dict[str, dict[str, str]]
     report: LoadReport
+    # Item ids the live catalog marks unavailable (`recserve.training.catalog`): kept out of
+    # the bundle's popular list.
+    unavailable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
