@@ -30,17 +30,7 @@ from recserve.model.recommend import recommend
 from recserve.training.config import Progress, TrainConfig
 from recserve.training.data import DataError
 from recserve.training.evaluation import metrics_row
-from recserve.training.pipeline import (
-    ModelSpace,
-    candidate_lists,
-    choose_scoring_vectors,
-    fit_ranking_model,
-    fit_word2vec,
-    load_and_split,
-    sample_holdout,
-    tune_evaluation_index,
-    user_feature_rows,
-)
+from recserve.training.pipeline import evaluation_model, fit_ranking_model, user_feature_rows
 
 K = 10
 # The seeded synthetic numeric attribute (MovieLens has no margin): uniform in [0, 1).
@@ -108,14 +98,15 @@ def objectives_report(
     the rows and the markdown table. `attribute` None = "genre" or "class" (MovieLens /
     RecBole's name for the genres); `year_attribute` None = "year" or "release_year"."""
     say = say or Progress()
-    data = load_and_split(config, say)
-    emb = fit_word2vec(config, data.seqs, data.split.train, "word2vec on {:,} training events", say)
-    space = ModelSpace.of(emb, data.num_items)
-    holdout = sample_holdout(config, data)
-    scoring = choose_scoring_vectors(config, emb, space, holdout.val, say)
-    index, _ = tune_evaluation_index(config, emb, scoring, say)
-    val_lists = candidate_lists(config, index, emb, space, holdout.val)
-    fitted = fit_ranking_model(config, data, space, holdout, val_lists, say)
+    model = evaluation_model(config, say)
+    data, emb, space, holdout, index = (
+        model.data,
+        model.emb,
+        model.space,
+        model.holdout,
+        model.index,
+    )
+    fitted = fit_ranking_model(config, data, space, holdout, model.lists(config, holdout.val), say)
 
     inter = data.dataset.interactions
     item_ids = [inter.item_ids[c] for c in space.codes.tolist()]
