@@ -14,7 +14,7 @@ def run_locust(host: str) -> subprocess.CompletedProcess[str]:
         os.environ,
         RECSERVE_LOCUST_USERS="2",
         RECSERVE_LOCUST_RATE="20",
-        RECSERVE_LOCUST_DURATION="2s",
+        RECSERVE_LOCUST_DURATION="4s",  # enough calls that every task is drawn
     )
     return subprocess.run(
         [str(LOCUST), "-f", "loadtest/locustfile.py", "--host", host, "--only-summary"],
